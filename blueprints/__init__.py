@@ -1,0 +1,1 @@
+"""HTTP, timer and blob triggers: thin entry points that call `shared/`."""

@@ -1,0 +1,8 @@
+"""The table of contents: the FunctionApp and one blueprint per surface. No logic, no I/O."""
+
+import azure.functions as func
+
+from blueprints import health
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+app.register_functions(health.bp)

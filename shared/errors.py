@@ -1,0 +1,76 @@
+"""Errors of the domain.
+
+Raised by `shared/` and mapped to HTTP responses once, by class, in
+`blueprints/http.py`. Messages are shown to administrators as they are, so they
+say what went wrong in plain words and never contain a secret.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error an administrator can act on."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Invalid(DomainError):
+    """The request is malformed or breaks a rule (400)."""
+
+    code = "invalid"
+
+
+class Unauthenticated(DomainError):
+    """No signed-in principal (401)."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(DomainError):
+    """Signed in, but without the role or the right (403)."""
+
+    code = "forbidden"
+
+
+class NotFound(DomainError):
+    """The thing named does not exist (404)."""
+
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    """The request conflicts with the current state, or lost a race (409)."""
+
+    code = "conflict"
+
+
+class ConcurrencyConflict(Conflict):
+    """An ETag-guarded write lost a race: someone changed the entity first."""
+
+    code = "conflict"
+
+
+class TooLarge(DomainError):
+    """The request or file is over a documented limit (413)."""
+
+    code = "too_large"
+
+
+class UnsupportedMediaType(DomainError):
+    """The request body's content type is not one this endpoint takes (415)."""
+
+    code = "unsupported_media_type"
+
+
+class UpstreamError(DomainError):
+    """Microsoft Graph or Entra ID answered with an error we cannot fix here (502)."""
+
+    code = "upstream_error"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; raised at start, names the setting."""

@@ -1,0 +1,99 @@
+"""Models of the domain and its two state machines.
+
+Owns the account and calendar statuses and the transitions allowed between
+them (DESIGN §4). Every status change goes through `AccountStatus.check` /
+`CalendarStatus.check`; nothing else decides what may follow what.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from shared.errors import Conflict
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A signed-in person, as Easy Auth describes them."""
+
+    name: str
+    roles: frozenset[str]
+
+
+class AccountStatus(StrEnum):
+    PENDING_CONSENT = "pending_consent"
+    VERIFIED = "verified"
+    CONSENT_FAILED = "consent_failed"
+    NEEDS_REAUTH = "needs_reauth"
+
+    @property
+    def label(self) -> str:
+        return ACCOUNT_STATUS_LABELS[self]
+
+    def check(self, target: AccountStatus) -> AccountStatus:
+        if target not in ACCOUNT_TRANSITIONS[self]:
+            raise Conflict(f"an account that is {self.label} cannot become {target.label}")
+        return target
+
+
+ACCOUNT_STATUS_LABELS = {
+    AccountStatus.PENDING_CONSENT: "Waiting for consent",
+    AccountStatus.VERIFIED: "Account Verified",
+    AccountStatus.CONSENT_FAILED: "Consent failed",
+    AccountStatus.NEEDS_REAUTH: "Needs re-authentication",
+}
+
+# Re-authorizing starts a new consent from any status; the callback then decides.
+ACCOUNT_TRANSITIONS: dict[AccountStatus, set[AccountStatus]] = {
+    AccountStatus.PENDING_CONSENT: {AccountStatus.PENDING_CONSENT, AccountStatus.VERIFIED,
+                                    AccountStatus.CONSENT_FAILED},
+    AccountStatus.CONSENT_FAILED: {AccountStatus.PENDING_CONSENT, AccountStatus.VERIFIED,
+                                   AccountStatus.CONSENT_FAILED},
+    AccountStatus.VERIFIED: {AccountStatus.VERIFIED, AccountStatus.NEEDS_REAUTH, AccountStatus.CONSENT_FAILED},
+    AccountStatus.NEEDS_REAUTH: {AccountStatus.NEEDS_REAUTH, AccountStatus.VERIFIED,
+                                 AccountStatus.CONSENT_FAILED},
+}
+
+
+class CalendarStatus(StrEnum):
+    ADDED = "added"
+    QUEUED = "queued"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    FAILED = "failed"
+
+    def check(self, target: CalendarStatus) -> CalendarStatus:
+        if target not in CALENDAR_TRANSITIONS[self]:
+            raise Conflict(f"a calendar that is {self.value} cannot become {target.value}")
+        return target
+
+
+# DESIGN §4: added -> queued -> connecting -> connected | failed; failed -> queued;
+# connected -> queued when its subscription is removed or access revoked;
+# connected -> connecting when the connector renews or re-creates its subscription.
+CALENDAR_TRANSITIONS: dict[CalendarStatus, set[CalendarStatus]] = {
+    CalendarStatus.ADDED: {CalendarStatus.QUEUED},
+    CalendarStatus.QUEUED: {CalendarStatus.QUEUED, CalendarStatus.CONNECTING},
+    CalendarStatus.CONNECTING: {CalendarStatus.CONNECTED, CalendarStatus.FAILED, CalendarStatus.QUEUED},
+    CalendarStatus.CONNECTED: {CalendarStatus.QUEUED, CalendarStatus.CONNECTING, CalendarStatus.FAILED},
+    CalendarStatus.FAILED: {CalendarStatus.QUEUED, CalendarStatus.CONNECTING},
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, as the API and the tables store moments."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

@@ -1,0 +1,242 @@
+"""A thin layer over `azure-data-tables`: ETag-guarded writes, pages, batches.
+
+Owns how the domain talks to Table Storage. It never decides business rules and
+never hides a lost race: an ETag mismatch (HTTP 412) becomes
+`ConcurrencyConflict`, an insert of an existing key becomes `Conflict`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
+
+from shared.errors import ConcurrencyConflict, Conflict, Invalid
+
+# Table Storage limits: an entity-group transaction holds at most 100 entities of
+# one partition; a query page at most 1,000 entities.
+# https://learn.microsoft.com/rest/api/storageservices/performing-entity-group-transactions
+MAX_BATCH_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+Entity = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a query and the opaque token for the next one (None at the end)."""
+
+    items: list[Entity]
+    continuation_token: str | None
+
+
+def etag_of(entity: Mapping[str, Any]) -> str | None:
+    """The ETag Table Storage returned with an entity, if any."""
+    metadata = getattr(entity, "metadata", None) or {}
+    return metadata.get("etag") or entity.get("_etag")
+
+
+def _plain(entity: TableEntity) -> Entity:
+    """A dict copy carrying the ETag under `_etag`, so models can keep it."""
+    plain = dict(entity)
+    plain["_etag"] = entity.metadata.get("etag")
+    return plain
+
+
+def _for_write(entity: Mapping[str, Any]) -> Entity:
+    return {key: value for key, value in entity.items() if not key.startswith("_")}
+
+
+def encode_continuation(token: Any) -> str | None:
+    if not token:
+        return None
+    raw = json.dumps(token, sort_keys=True, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_continuation(token: str | None) -> Any:
+    if not token:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise Invalid("the continuation token is malformed; start again from the first page") from None
+    if not isinstance(decoded, dict) or not all(isinstance(v, str | None) for v in decoded.values()):
+        raise Invalid("the continuation token is malformed; start again from the first page")
+    return decoded
+
+
+class Table:
+    """One table. Rows come back as dicts with their ETag under `_etag`."""
+
+    def __init__(self, client: TableClient) -> None:
+        self.client = client
+        self.name = client.table_name
+
+    def create_if_missing(self) -> None:
+        try:
+            self.client.create_table()
+        except ResourceExistsError:
+            pass
+
+    def get(self, partition_key: str, row_key: str) -> Entity | None:
+        try:
+            return _plain(self.client.get_entity(partition_key, row_key))
+        except ResourceNotFoundError:
+            return None
+
+    def insert(self, entity: Mapping[str, Any], *, exists_message: str | None = None) -> Entity:
+        """Create an entity; `Conflict` when the key is taken. Returns it with its ETag."""
+        try:
+            metadata = self.client.create_entity(_for_write(entity))
+        except ResourceExistsError:
+            raise Conflict(exists_message or "it already exists") from None
+        return {**_for_write(entity), "_etag": metadata.get("etag")}
+
+    def update(self, entity: Mapping[str, Any], *, etag: str | None = None) -> Entity:
+        """Replace an entity only if it is unchanged since it was read (If-Match)."""
+        etag = etag or entity.get("_etag")
+        if not etag:
+            raise ValueError("update needs the ETag the entity was read with")
+        try:
+            metadata = self.client.update_entity(
+                _for_write(entity),
+                mode=UpdateMode.REPLACE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceNotFoundError:
+            raise ConcurrencyConflict("it was removed by someone else meanwhile") from None
+        except HttpResponseError as error:
+            if error.status_code == 412:
+                raise ConcurrencyConflict("it was changed by someone else meanwhile; try again") from None
+            raise
+        return {**_for_write(entity), "_etag": metadata.get("etag")}
+
+    def upsert(self, entity: Mapping[str, Any]) -> Entity:
+        """Insert or replace unconditionally: only for rows nobody else edits."""
+        metadata = self.client.upsert_entity(_for_write(entity), mode=UpdateMode.REPLACE)
+        return {**_for_write(entity), "_etag": metadata.get("etag")}
+
+    def delete(self, partition_key: str, row_key: str, *, etag: str | None = None) -> None:
+        """Delete; with an ETag only if unchanged. Deleting what is gone is not an error."""
+        try:
+            if etag:
+                self.client.delete_entity(
+                    partition_key, row_key, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+            else:
+                self.client.delete_entity(partition_key, row_key)
+        except ResourceNotFoundError:
+            return
+        except HttpResponseError as error:
+            if error.status_code == 412:
+                raise ConcurrencyConflict("it was changed by someone else meanwhile; try again") from None
+            raise
+
+    def query_page(
+        self,
+        query_filter: str | None = None,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        page_size: int = 100,
+        continuation_token: str | None = None,
+        select: list[str] | None = None,
+    ) -> Page:
+        """One server page. Table Storage may return an empty page with a token: callers
+        that need `page_size` items use `query_filled_page`."""
+        page_size = max(1, min(page_size, MAX_PAGE_SIZE))
+        pager = self._pager(query_filter, parameters, page_size, select).by_page(
+            continuation_token=decode_continuation(continuation_token)
+        )
+        try:
+            items = [_plain(entity) for entity in next(pager)]
+        except StopIteration:
+            return Page([], None)
+        return Page(items, encode_continuation(pager.continuation_token))
+
+    def query_filled_page(
+        self,
+        query_filter: str | None = None,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        page_size: int = 100,
+        continuation_token: str | None = None,
+        select: list[str] | None = None,
+        max_round_trips: int = 20,
+    ) -> Page:
+        """Up to `page_size` items, following continuation tokens across empty or short
+        server pages, but never more than `max_round_trips` requests per call."""
+        items: list[Entity] = []
+        token = continuation_token
+        for _ in range(max_round_trips):
+            page = self.query_page(
+                query_filter,
+                parameters=parameters,
+                page_size=page_size - len(items),
+                continuation_token=token,
+                select=select,
+            )
+            items.extend(page.items)
+            token = page.continuation_token
+            if token is None or len(items) >= page_size:
+                break
+        return Page(items, token)
+
+    def query_all(
+        self,
+        query_filter: str | None = None,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        select: list[str] | None = None,
+    ) -> Iterator[Entity]:
+        """Every matching entity, page by page (1,000 per round trip)."""
+        for entity in self._pager(query_filter, parameters, MAX_PAGE_SIZE, select):
+            yield _plain(entity)
+
+    def _pager(
+        self,
+        query_filter: str | None,
+        parameters: Mapping[str, Any] | None,
+        page_size: int,
+        select: list[str] | None,
+    ):
+        if query_filter:
+            return self.client.query_entities(
+                query_filter, parameters=dict(parameters or {}), results_per_page=page_size, select=select
+            )
+        return self.client.list_entities(results_per_page=page_size, select=select)
+
+    def submit_in_batches(self, operations: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        """Apply ("upsert" | "create" | "update" | "delete", entity) operations in
+        entity-group transactions of at most 100, one partition each. Each batch is
+        atomic; a failed batch raises with the operations of earlier batches applied,
+        so callers make every operation idempotent. Returns the count applied."""
+        by_partition: dict[str, list[tuple[str, Entity]]] = {}
+        for operation, entity in operations:
+            by_partition.setdefault(entity["PartitionKey"], []).append((operation, _for_write(entity)))
+        applied = 0
+        for batch_operations in by_partition.values():
+            for start in range(0, len(batch_operations), MAX_BATCH_SIZE):
+                chunk = batch_operations[start : start + MAX_BATCH_SIZE]
+                try:
+                    self.client.submit_transaction(
+                        [(operation, entity, {"mode": UpdateMode.REPLACE}) if operation in (
+                            "upsert", "update") else (operation, entity) for operation, entity in chunk]
+                    )
+                except TableTransactionError as error:
+                    if error.status_code == 409 or getattr(error, "error_code", "") == "EntityAlreadyExists":
+                        raise Conflict("one of the rows already exists") from error
+                    if error.status_code == 412:
+                        raise ConcurrencyConflict("one of the rows was changed meanwhile") from error
+                    raise
+                applied += len(chunk)
+        return applied
