@@ -217,26 +217,33 @@ class Table:
 
     def submit_in_batches(self, operations: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         """Apply ("upsert" | "create" | "update" | "delete", entity) operations in
-        entity-group transactions of at most 100, one partition each. Each batch is
-        atomic; a failed batch raises with the operations of earlier batches applied,
-        so callers make every operation idempotent. Returns the count applied."""
-        by_partition: dict[str, list[tuple[str, Entity]]] = {}
+        entity-group transactions of at most 100, one partition each. An "update" or
+        "delete" of an entity carrying `_etag` applies only if it is unchanged (If-Match).
+        Each batch is atomic; a failed batch raises with the operations of earlier
+        batches applied, so callers make every operation idempotent. Returns the count."""
+        by_partition: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
         for operation, entity in operations:
-            by_partition.setdefault(entity["PartitionKey"], []).append((operation, _for_write(entity)))
+            by_partition.setdefault(entity["PartitionKey"], []).append((operation, entity))
         applied = 0
         for batch_operations in by_partition.values():
             for start in range(0, len(batch_operations), MAX_BATCH_SIZE):
                 chunk = batch_operations[start : start + MAX_BATCH_SIZE]
                 try:
-                    self.client.submit_transaction(
-                        [(operation, entity, {"mode": UpdateMode.REPLACE}) if operation in (
-                            "upsert", "update") else (operation, entity) for operation, entity in chunk]
-                    )
+                    self.client.submit_transaction([_transaction_item(op, entity) for op, entity in chunk])
                 except TableTransactionError as error:
                     if error.status_code == 409 or getattr(error, "error_code", "") == "EntityAlreadyExists":
                         raise Conflict("one of the rows already exists") from error
-                    if error.status_code == 412:
+                    if error.status_code in (404, 412):
                         raise ConcurrencyConflict("one of the rows was changed meanwhile") from error
                     raise
                 applied += len(chunk)
         return applied
+
+
+def _transaction_item(operation: str, entity: Mapping[str, Any]) -> tuple[Any, ...]:
+    options: dict[str, Any] = {}
+    if operation in ("upsert", "update"):
+        options["mode"] = UpdateMode.REPLACE
+    if operation in ("update", "delete") and entity.get("_etag"):
+        options.update(etag=entity["_etag"], match_condition=MatchConditions.IfNotModified)
+    return (operation, _for_write(entity), options) if options else (operation, _for_write(entity))
