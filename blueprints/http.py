@@ -33,6 +33,8 @@ from shared.errors import (
     UnsupportedMediaType,
     UpstreamError,
 )
+from shared.graph import GraphError
+from shared.identity import IdentityUnavailable, TokenRefused
 from shared.models import Principal
 
 log = logging.getLogger("rcc.http")
@@ -48,6 +50,9 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     TooLarge: 413,
     UnsupportedMediaType: 415,
     UpstreamError: 502,
+    GraphError: 502,
+    TokenRefused: 409,
+    IdentityUnavailable: 503,
     DomainError: 400,
 }
 
