@@ -45,6 +45,13 @@ def reauthorize_account(call: ApiCall) -> object:
     return get_context().account_service.reauthorize(call.route("account_id"), call.principal)
 
 
+@bp.function_name("accounts_check")
+@bp.route(route="accounts/{account_id}/check", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@admin_api
+def check_account(call: ApiCall) -> object:
+    return get_context().account_service.check(call.route("account_id"), call.principal)
+
+
 @bp.function_name("consent_callback")
 @bp.route(route="consent/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @public_endpoint

@@ -10,9 +10,10 @@ from typing import Any, Protocol
 
 from shared.accounts import Account, AccountRepository, change_status, new_account, parse_tenant
 from shared.audit import AuditLog
-from shared.consent import ConsentService
+from shared.consent import ConsentService, probe_capabilities
 from shared.errors import Invalid
-from shared.identity import TokenProvider
+from shared.graph import GraphClient
+from shared.identity import TokenProvider, TokenRefused
 from shared.models import AccountStatus, Principal
 
 
@@ -31,9 +32,11 @@ class AccountService:
         accounts: AccountRepository,
         consent: ConsentService,
         tokens: TokenProvider,
+        graph: GraphClient,
         audit: AuditLog,
         calendars: AccountCalendars,
     ) -> None:
+        self.graph = graph
         self.accounts = accounts
         self.consent = consent
         self.tokens = tokens
@@ -75,6 +78,29 @@ class AccountService:
         self.audit.record(admin.name, "account.remove", account.tenant_name, outcome="ok",
                           calendars_removed=removed_calendars)
         return {"removed": account.account_id, "calendars_removed": removed_calendars}
+
+    def check(self, account_id: str, admin: Principal) -> dict[str, Any]:
+        """Check the connection now: a token and Graph probes. A verified account whose
+        consent was revoked becomes `needs_reauth`; capabilities are refreshed."""
+        account = self.accounts.get(account_id)
+        if account.status not in (AccountStatus.VERIFIED, AccountStatus.NEEDS_REAUTH):
+            return account.to_api()
+        try:
+            self.tokens.acquire(account.tenant_id)
+        except TokenRefused as refused:
+            if refused.consent_problem:
+                self.mark_needs_reauth(account, "the tenant no longer grants access (consent revoked or the app "
+                                                "removed): re-authenticate the account")
+            else:
+                account.last_error = refused.message
+                self.accounts.save(account)
+            return account.to_api()
+        account.capabilities = probe_capabilities(self.graph, account.tenant_id)
+        account.last_error = None
+        self.accounts.save(account)
+        self.audit.record(admin.name, "account.check", account.tenant_name, outcome="ok",
+                          missing=account.missing_permissions)
+        return account.to_api()
 
     def mark_needs_reauth(self, account: Account, reason: str) -> Account:
         """Tokens can no longer be acquired for a verified account."""

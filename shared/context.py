@@ -1,24 +1,61 @@
-"""The composition root: every client the domain needs, built once per process.
+"""The composition root: every client and service the domain needs, built once per process.
 
-Owns turning `Settings` into live clients (storage today; Graph and MSAL as the
-domain grows). Nothing here runs at import: `get_context()` builds lazily on the
-first invocation, so the Functions host can index the app with storage down.
-Tests build their own `AppContext` from settings pointed at Azurite and m365sim.
+Owns turning `Settings` into live objects: storage clients, one `requests.Session`
+(trusting the configured CA bundle), MSAL token provider, Graph client and the
+services. Nothing here runs at import: `get_context()` builds lazily on the first
+invocation, so the Functions host can index the app with storage down. Tests
+build their own `AppContext` from settings pointed at Azurite and m365sim.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+import requests
+from requests.adapters import HTTPAdapter
+
+from shared.account_service import AccountService
+from shared.accounts import AccountRepository
+from shared.audit import AuditLog
+from shared.calendars import CalendarRepository, CalendarService
+from shared.consent import ConsentService
+from shared.graph import GraphClient
+from shared.identity import TokenProvider
+from shared.models import iso
+from shared.ncrontab import Schedule
+from shared.rooms import RoomDiscovery
 from shared.settings import Settings
-from shared.storage import StorageAccount
+from shared.spaces import SpaceDirectory
+from shared.storage import CONTAINER_NAMES, StorageAccount
+from shared.subscriptions import SubscriptionManager
+
+
+def build_http_session(settings: Settings, pool_size: int = 32) -> requests.Session:
+    session = requests.Session()
+    session.verify = settings.tls_verify
+    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 @dataclass
 class AppContext:
     settings: Settings
     storage: StorageAccount
+    http: requests.Session
+    tokens: TokenProvider
+    graph: GraphClient
+    audit: AuditLog
+    accounts: AccountRepository
+    spaces: SpaceDirectory
+    calendars: CalendarService
+    consent: ConsentService
+    account_service: AccountService
+    subscriptions: SubscriptionManager
+    rooms: RoomDiscovery
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -26,14 +63,44 @@ class AppContext:
             storage = StorageAccount.from_connection_string(settings.storage_connection_string)
         else:
             storage = StorageAccount.from_managed_identity(settings.storage_account_name or "")
-        storage.ensure_created(container_names=(settings.uploads_container, *_extra_containers()))
-        return cls(settings=settings, storage=storage)
-
-
-def _extra_containers() -> tuple[str, ...]:
-    from shared.storage import CONTAINER_NAMES
-
-    return CONTAINER_NAMES
+        storage.ensure_created(container_names=(settings.uploads_container, *CONTAINER_NAMES))
+        http = build_http_session(settings)
+        tokens = TokenProvider(login_base_url=settings.login_base_url, client_id=settings.entra_client_id,
+                               client_secret=settings.entra_client_secret, http=http)
+        graph = GraphClient(base_url=settings.graph_base_url, tokens=tokens, http=http)
+        audit = AuditLog(storage.table("Audit"))
+        accounts = AccountRepository(storage.table("Accounts"))
+        spaces = SpaceDirectory(storage.table("Spaces"), storage.table("SpaceIndex"))
+        subscriptions = SubscriptionManager(graph)
+        schedule = Schedule.parse(settings.connect_schedule)
+        calendar_rows = CalendarRepository(storage.table("Calendars"))
+        calendars = CalendarService(
+            calendars=calendar_rows,
+            accounts=accounts,
+            spaces=spaces,
+            audit=audit,
+            remove_subscription=subscriptions.delete_for,
+            next_run_at=lambda: iso(schedule.next_after(datetime.now(UTC))),
+        )
+        consent = ConsentService(
+            states=storage.table("ConsentStates"),
+            accounts=accounts,
+            audit=audit,
+            tokens=tokens,
+            graph=graph,
+            signing_key=settings.state_signing_key,
+            login_base_url=settings.login_base_url,
+            client_id=settings.entra_client_id,
+            redirect_uri=settings.consent_redirect_uri,
+            admin_page_url=settings.admin_page_url,
+            on_reauthorized=calendars.requeue_after_reauthorization,
+        )
+        account_service = AccountService(accounts=accounts, consent=consent, tokens=tokens, graph=graph, audit=audit,
+                                         calendars=calendars)
+        return cls(settings=settings, storage=storage, http=http, tokens=tokens, graph=graph, audit=audit,
+                   accounts=accounts, spaces=spaces, calendars=calendars, consent=consent,
+                   account_service=account_service, subscriptions=subscriptions,
+                   rooms=RoomDiscovery(graph=graph, accounts=accounts, calendars=calendar_rows, spaces=spaces))
 
 
 _context: AppContext | None = None
