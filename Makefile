@@ -24,7 +24,7 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 run: setup
-	$(PY) -m devhost.stack
+	$(PY) -m devhost.stack --demo-seed
 
 lint: setup
 	$(PY) -m ruff check .
