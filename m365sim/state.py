@@ -1,0 +1,486 @@
+"""The simulator's in-memory world: the app registration, tenants, users, rooms, consent,
+knobs, subscriptions and the request log.
+
+Owns the data model, the fixture loader and the large-tenant generator. It must never do I/O
+on the network, and never hold `SimState.lock` while calling out (handshakes, notifications
+are done by the callers after releasing it). State lives in memory and starts from the fixture
+on every start and on `POST /_sim/reset`.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_FIXTURE = Path(__file__).parent / "fixtures" / "demo.json"
+# Stable ids: derived from the tenant and the address, so a reset or restart keeps them.
+_ID_NAMESPACE = uuid.UUID("0f0e8c1a-5d1b-4d8e-9c0a-6d3b2f1e4a70")
+# Graph's documented limits this simulator enforces (learn.microsoft.com/graph/throttling-limits).
+MAX_CONCURRENT_PER_MAILBOX = 4
+SUBSCRIPTION_WRITE_WINDOW_SECONDS = 20.0
+REQUEST_LOG_LIMIT = 200_000
+
+# Application permissions that grant each capability (least privileged first).
+USER_READ_ROLES = frozenset({"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"})
+PLACE_READ_ROLES = frozenset({"Place.Read.All", "Place.ReadWrite.All"})
+CALENDAR_ROLES = frozenset({"Calendars.Read", "Calendars.ReadWrite"})
+ORGANIZATION_READ_ROLES = frozenset(
+    {"Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+)
+
+
+def stable_id(*parts: str) -> str:
+    return str(uuid.uuid5(_ID_NAMESPACE, ":".join(p.lower() for p in parts)))
+
+
+class KnobError(ValueError):
+    """A knob update that is not understood; nothing was changed."""
+
+
+@dataclass
+class Knobs:
+    consent_revoked: bool = False
+    missing_permissions: list[str] = field(default_factory=list)
+    graph_5xx_rate: float = 0.0
+    throttle_rate: float = 0.0
+    retry_after_seconds: int = 1
+    latency_ms: int = 0
+    denied_mailboxes: list[str] = field(default_factory=list)
+    missing_mailboxes: list[str] = field(default_factory=list)
+    enforce_limits: bool = True
+    subscription_write_limit: int = 1000
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Validate every change first, then apply all of them (all or nothing)."""
+        staged: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name not in self.__dataclass_fields__:
+                raise KnobError(f"unknown knob {name!r}")
+            if name in ("consent_revoked", "enforce_limits"):
+                if not isinstance(value, bool):
+                    raise KnobError(f"{name} must be a boolean")
+            elif name in ("graph_5xx_rate", "throttle_rate"):
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                    raise KnobError(f"{name} must be a number from 0 to 1")
+                value = float(value)
+            elif name in ("retry_after_seconds", "latency_ms", "subscription_write_limit"):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise KnobError(f"{name} must be a non-negative integer")
+            else:
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise KnobError(f"{name} must be a list of strings")
+                if name != "missing_permissions":
+                    value = [v.lower() for v in value]
+            staged[name] = value
+        for name, value in staged.items():
+            setattr(self, name, value)
+
+
+@dataclass
+class User:
+    id: str
+    user_principal_name: str
+    mail: str
+    display_name: str
+    is_admin: bool = False
+    is_room: bool = False
+
+    def graph(self) -> dict[str, Any]:
+        given, _, surname = self.display_name.partition(" ")
+        return {
+            "id": self.id,
+            "displayName": self.display_name,
+            "givenName": None if self.is_room else given,
+            "surname": None if self.is_room else (surname or None),
+            "mail": self.mail,
+            "userPrincipalName": self.user_principal_name,
+            "userType": "Member",
+            "accountEnabled": not self.is_room,
+            "jobTitle": None,
+            "officeLocation": None,
+            "businessPhones": [],
+            "mobilePhone": None,
+            "preferredLanguage": None,
+        }
+
+
+@dataclass
+class RoomList:
+    id: str
+    email: str
+    display_name: str
+
+    def graph(self) -> dict[str, Any]:
+        return {
+            "@odata.type": "#microsoft.graph.roomList",
+            "id": self.id,
+            "displayName": self.display_name,
+            "emailAddress": self.email,
+            "address": None,
+            "geoCoordinates": None,
+            "phone": None,
+        }
+
+
+@dataclass
+class Room:
+    id: str
+    email: str
+    display_name: str
+    building: str | None
+    floor_number: int | None
+    floor_label: str | None
+    capacity: int | None
+    booking_type: str = "standard"
+    is_wheelchair_accessible: bool = False
+    tags: list[str] = field(default_factory=list)
+    nickname: str | None = None
+    room_list: str | None = None
+    hidden_from_places: bool = False
+
+    def graph(self) -> dict[str, Any]:
+        return {
+            "@odata.type": "#microsoft.graph.room",
+            "id": self.id,
+            "emailAddress": self.email,
+            "displayName": self.display_name,
+            "nickname": self.nickname if self.nickname is not None else self.display_name,
+            "building": self.building,
+            "floorNumber": self.floor_number,
+            "floorLabel": self.floor_label,
+            "capacity": self.capacity,
+            "bookingType": self.booking_type,
+            "isWheelChairAccessible": self.is_wheelchair_accessible,
+            "tags": list(self.tags),
+            "label": None,
+            "phone": None,
+            "audioDeviceName": None,
+            "videoDeviceName": None,
+            "displayDeviceName": None,
+            "address": None,
+            "geoCoordinates": None,
+        }
+
+
+@dataclass
+class Subscription:
+    id: str
+    tenant_id: str
+    application_id: str
+    creator_id: str
+    resource: str
+    mailbox_user_id: str
+    change_type: str
+    notification_url: str
+    lifecycle_notification_url: str | None
+    expiration: float  # epoch seconds
+    client_state: str | None
+
+    def graph(self, *, include_client_state: bool) -> dict[str, Any]:
+        return {
+            "@odata.type": "#microsoft.graph.subscription",
+            "id": self.id,
+            "resource": self.resource,
+            "applicationId": self.application_id,
+            "changeType": self.change_type,
+            "clientState": self.client_state if include_client_state else None,
+            "notificationUrl": self.notification_url,
+            "lifecycleNotificationUrl": self.lifecycle_notification_url,
+            "expirationDateTime": format_graph_time(self.expiration),
+            "creatorId": self.creator_id,
+            "includeResourceData": None,
+            "latestSupportedTlsVersion": "v1_2",
+            "encryptionCertificate": None,
+            "encryptionCertificateId": None,
+            "notificationQueryOptions": None,
+            "notificationUrlAppId": None,
+        }
+
+
+def format_graph_time(epoch: float) -> str:
+    """Graph's DateTimeOffset shape: seven fractional digits and Z."""
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch))
+    fraction = int(round((epoch - int(epoch)) * 10_000_000))
+    fraction = min(fraction, 9_999_999)
+    return f"{whole}.{fraction:07d}Z"
+
+
+@dataclass
+class Tenant:
+    id: str
+    display_name: str
+    domains: list[str]
+    users: list[User]
+    room_lists: list[RoomList]
+    rooms: list[Room]
+    service_principal_id: str
+    consented: bool = False
+    granted: set[str] = field(default_factory=set)
+    knobs: Knobs = field(default_factory=Knobs)
+    subscription_writes: collections.deque[float] = field(default_factory=collections.deque)
+    inflight: dict[str, int] = field(default_factory=dict)
+
+    def find_user(self, key: str) -> User | None:
+        """By object id or userPrincipalName/mail (case-insensitive), minus `missing_mailboxes`."""
+        wanted = key.strip().lower()
+        for user in self.users:
+            if wanted in (user.id, user.user_principal_name.lower(), user.mail.lower()):
+                missing = self.knobs.missing_mailboxes
+                if user.mail.lower() in missing or user.user_principal_name.lower() in missing:
+                    return None
+                return user
+        return None
+
+    def is_denied(self, user: User) -> bool:
+        denied = self.knobs.denied_mailboxes
+        return user.mail.lower() in denied or user.user_principal_name.lower() in denied
+
+    def effective_roles(self) -> set[str]:
+        """Roles the tenant currently grants the app (consent minus the `missing_permissions` knob)."""
+        if not self.consented or self.knobs.consent_revoked:
+            return set()
+        return self.granted - set(self.knobs.missing_permissions)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "displayName": self.display_name,
+            "domains": list(self.domains),
+            "consented": self.consented,
+            "grantedPermissions": sorted(self.granted),
+            "effectivePermissions": sorted(self.effective_roles()),
+            "servicePrincipalId": self.service_principal_id,
+            "knobs": self.knobs.as_dict(),
+            "admins": [u.user_principal_name for u in self.users if u.is_admin],
+            "users": [u.user_principal_name for u in self.users if not u.is_room],
+            "rooms": [r.email for r in self.rooms],
+            "roomLists": [r.email for r in self.room_lists],
+            "hiddenFromPlaces": [r.email for r in self.rooms if r.hidden_from_places],
+        }
+
+
+@dataclass(frozen=True)
+class AppRegistration:
+    client_id: str
+    client_secret: str
+    redirect_uris: tuple[str, ...]
+    display_name: str
+    required_permissions: tuple[str, ...]
+
+
+def _tenant_from_spec(spec: dict[str, Any]) -> Tenant:
+    tenant_id = spec["id"].lower()
+    users: list[User] = []
+    for entry in spec.get("users", []):
+        upn = entry["userPrincipalName"]
+        users.append(
+            User(
+                id=entry.get("id", stable_id(tenant_id, "user", upn)),
+                user_principal_name=upn,
+                mail=entry.get("mail", upn),
+                display_name=entry.get("displayName", upn.split("@")[0]),
+                is_admin=bool(entry.get("admin", False)),
+            )
+        )
+    room_lists = [
+        RoomList(
+            id=entry.get("id", stable_id(tenant_id, "roomlist", entry["emailAddress"])),
+            email=entry["emailAddress"],
+            display_name=entry.get("displayName", entry["emailAddress"]),
+        )
+        for entry in spec.get("roomLists", [])
+    ]
+    list_emails = {r.email.lower() for r in room_lists}
+    rooms: list[Room] = []
+    for entry in spec.get("rooms", []):
+        email = entry["emailAddress"]
+        room_list = entry.get("roomList")
+        if room_list is not None and room_list.lower() not in list_emails:
+            raise ValueError(f"room {email} names unknown room list {room_list}")
+        rooms.append(
+            Room(
+                id=entry.get("id", stable_id(tenant_id, "place", email)),
+                email=email,
+                display_name=entry.get("displayName", email.split("@")[0]),
+                building=entry.get("building"),
+                floor_number=entry.get("floorNumber"),
+                floor_label=entry.get("floorLabel"),
+                capacity=entry.get("capacity"),
+                booking_type=entry.get("bookingType", "standard"),
+                is_wheelchair_accessible=bool(entry.get("isWheelChairAccessible", False)),
+                tags=list(entry.get("tags", [])),
+                nickname=entry.get("nickname"),
+                room_list=room_list,
+                hidden_from_places=bool(entry.get("hiddenFromPlaces", False)),
+            )
+        )
+        # Every room is also a room mailbox: a Member user with its own object id.
+        users.append(
+            User(
+                id=entry.get("userId", stable_id(tenant_id, "user", email)),
+                user_principal_name=email,
+                mail=email,
+                display_name=entry.get("displayName", email.split("@")[0]),
+                is_room=True,
+            )
+        )
+    tenant = Tenant(
+        id=tenant_id,
+        display_name=spec.get("displayName", spec["domains"][0]),
+        domains=list(spec["domains"]),
+        users=users,
+        room_lists=room_lists,
+        rooms=rooms,
+        service_principal_id=stable_id(tenant_id, "serviceprincipal"),
+    )
+    return tenant
+
+
+def generate_tenant_spec(rooms: int, domain: str | None = None, tenant_id: str | None = None) -> dict[str, Any]:
+    """A tenant spec (the fixture's shape) with `rooms` rooms, deterministic apart from the id.
+
+    Rooms are named `room-00042@<domain>`, spread over buildings of up to 200 rooms and floors of
+    up to 20, each building with its own room list. Used by `POST /_sim/tenants` and benchmarks.
+    """
+    if rooms < 0:
+        raise ValueError("rooms must not be negative")
+    tenant_id = (tenant_id or str(uuid.uuid4())).lower()
+    domain = (domain or f"t{tenant_id.replace('-', '')[:10]}.onmicrosoft.com").lower()
+    per_building, per_floor = 200, 20
+    building_count = max(1, -(-rooms // per_building))
+    room_lists = [
+        {"emailAddress": f"building-{b + 1:02d}-rooms@{domain}", "displayName": f"Building {b + 1:02d}"}
+        for b in range(building_count)
+    ]
+    room_specs = []
+    for i in range(rooms):
+        building = i // per_building
+        floor = (i % per_building) // per_floor + 1
+        room_specs.append(
+            {
+                "emailAddress": f"room-{i:05d}@{domain}",
+                "displayName": f"Room {i:05d}",
+                "building": f"Building {building + 1:02d}",
+                "floorNumber": floor,
+                "floorLabel": f"Level {floor}",
+                "capacity": 4 + (i % 17),
+                "isWheelChairAccessible": i % 3 == 0,
+                "tags": ["video"] if i % 4 == 0 else [],
+                "roomList": room_lists[building]["emailAddress"],
+            }
+        )
+    return {
+        "id": tenant_id,
+        "displayName": domain.split(".")[0],
+        "domains": [domain],
+        "users": [{"userPrincipalName": f"admin@{domain}", "displayName": "Tenant Admin", "admin": True}],
+        "roomLists": room_lists,
+        "rooms": room_specs,
+    }
+
+
+class SimState:
+    """Everything the simulator knows, guarded by one re-entrant lock."""
+
+    def __init__(self, app: AppRegistration, fixture_path: Path) -> None:
+        self.app = app
+        self.fixture_path = fixture_path
+        self.lock = threading.RLock()
+        self.tenants: dict[str, Tenant] = {}
+        self.subscriptions: dict[str, Subscription] = {}
+        self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=REQUEST_LOG_LIMIT)
+        self._seq = itertools.count(1)
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            fixture = json.loads(self.fixture_path.read_text(encoding="utf-8"))
+            self.tenants = {}
+            for spec in fixture["tenants"]:
+                self.add_tenant(_tenant_from_spec(spec))
+            self.subscriptions = {}
+            self.requests.clear()
+
+    def add_tenant(self, tenant: Tenant) -> None:
+        with self.lock:
+            if tenant.id in self.tenants:
+                raise ValueError(f"tenant {tenant.id} exists")
+            for domain in tenant.domains:
+                if self.tenant_by_name(domain) is not None:
+                    raise ValueError(f"domain {domain} is taken")
+            self.tenants[tenant.id] = tenant
+
+    def create_generated_tenant(self, rooms: int, domain: str | None, consented: bool) -> Tenant:
+        tenant = _tenant_from_spec(generate_tenant_spec(rooms, domain))
+        if consented:
+            tenant.consented = True
+            tenant.granted = set(self.app.required_permissions)
+        self.add_tenant(tenant)
+        return tenant
+
+    def tenant_by_name(self, name: str) -> Tenant | None:
+        """A tenant by GUID or verified domain (case-insensitive)."""
+        wanted = name.strip().lower()
+        with self.lock:
+            if wanted in self.tenants:
+                return self.tenants[wanted]
+            for tenant in self.tenants.values():
+                if wanted in (d.lower() for d in tenant.domains):
+                    return tenant
+        return None
+
+    def tenant_of_username(self, username: str) -> Tenant | None:
+        _, _, domain = username.strip().rpartition("@")
+        return self.tenant_by_name(domain) if domain else None
+
+    def grant_consent(self, tenant: Tenant, granted: bool) -> None:
+        with self.lock:
+            tenant.consented = granted
+            tenant.granted = set(self.app.required_permissions) if granted else set()
+            if granted:
+                tenant.knobs.consent_revoked = False
+
+    # The request log: entries are appended on arrival; status is filled in when answered
+    # (null while in flight). `monotonic` is CLOCK_MONOTONIC, comparable across processes on Linux.
+    def record_request(self, method: str, path: str, tenant_id: str | None, kind: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "seq": next(self._seq),
+            "monotonic": time.monotonic(),
+            "time": time.time(),
+            "method": method,
+            "path": path,
+            "tenant": tenant_id,
+            "kind": kind,
+            "status": None,
+            "retry_after": None,
+        }
+        with self.lock:
+            self.requests.append(entry)
+        return entry
+
+    def requests_since(self, since: int, tenant_id: str | None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                dict(e)
+                for e in self.requests
+                if e["seq"] > since and (tenant_id is None or e["tenant"] == tenant_id)
+            ]
+
+    def live_subscription(self, subscription_id: str) -> Subscription | None:
+        """A subscription that exists and has not expired (Graph deletes expired ones)."""
+        with self.lock:
+            sub = self.subscriptions.get(subscription_id.lower())
+            if sub is not None and sub.expiration <= time.time():
+                del self.subscriptions[sub.id]
+                return None
+            return sub
