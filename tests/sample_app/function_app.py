@@ -1,0 +1,119 @@
+"""A small, ordinary v2 Functions app that exercises every trigger devhost runs.
+
+Used only by tests/integration/test_devhost*.py: HTTP routes with parameters, one
+that raises, a timer on `%SAMPLE_SCHEDULE%`, and a blob trigger on
+`%SAMPLE_CONTAINER%/{name}` that fails when the blob's content starts with "fail".
+Every invocation of the timer and the blob trigger is recorded as a blob in
+`sample-invocations`, so the tests can see what ran through storage alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import threading
+import uuid
+from datetime import datetime, timezone
+
+import azure.functions as func
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import BlobServiceClient
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+RECORDS_CONTAINER = "sample-invocations"
+
+
+def _record(kind: str, data: dict[str, object]) -> None:
+    service = BlobServiceClient.from_connection_string(os.environ["AzureWebJobsStorage"])
+    container = service.get_container_client(RECORDS_CONTAINER)
+    if not container.exists():
+        with contextlib.suppress(ResourceExistsError):  # created concurrently
+            container.create_container()
+    name = f"{kind}/{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.json"
+    container.upload_blob(name, json.dumps(data))
+
+
+def _echo(req: func.HttpRequest) -> func.HttpResponse:
+    body = {
+        "method": req.method,
+        "route_params": dict(req.route_params),
+        "params": dict(req.params),
+        "body": req.get_body().decode("utf-8", errors="replace"),
+        "headers": {name: value for name, value in req.headers.items()},
+    }
+    return func.HttpResponse(json.dumps(body), mimetype="application/json", headers={"X-Sample": "yes"})
+
+
+@app.route(route="health", methods=["GET"])
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("ok")
+
+
+@app.route(route="items/{id:int}", methods=["GET", "PUT"])
+def item(req: func.HttpRequest) -> func.HttpResponse:
+    return _echo(req)
+
+
+@app.route(route="items/search", methods=["GET"])
+def item_search(req: func.HttpRequest) -> func.HttpResponse:
+    return _echo(req)
+
+
+@app.route(route="things/{name?}", methods=["GET"])
+def things(req: func.HttpRequest) -> func.HttpResponse:
+    return _echo(req)
+
+
+@app.route(route="things/special", methods=["GET"])
+def things_special(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("special")
+
+
+# Two requests pass only when devhost runs them at the same time.
+_pair = threading.Barrier(2, timeout=20)
+
+
+@app.route(route="pair", methods=["GET"])
+def pair(req: func.HttpRequest) -> func.HttpResponse:
+    _pair.wait()
+    return func.HttpResponse("together")
+
+
+@app.route(route="files/{*path}")
+def files(req: func.HttpRequest) -> func.HttpResponse:
+    return _echo(req)
+
+
+@app.route(route="teapot", methods=["GET"])
+def teapot(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(b"short and stout", status_code=418, mimetype="text/x-teapot", charset="ascii",
+                             headers={"X-Brew": "earl grey"})
+
+
+@app.route(route="boom", methods=["GET"])
+def boom(req: func.HttpRequest) -> func.HttpResponse:
+    raise RuntimeError("secret-detail-that-must-not-leak")
+
+
+@app.route(route="async/{value}", methods=["GET"])
+async def async_echo(req: func.HttpRequest) -> func.HttpResponse:
+    await asyncio.sleep(0)
+    return func.HttpResponse(req.route_params["value"])
+
+
+@app.function_name("sample_timer")
+@app.timer_trigger(schedule="%SAMPLE_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def sample_timer(timer: func.TimerRequest) -> None:
+    _record("timer", {"past_due": timer.past_due})
+
+
+@app.function_name("sample_blob")
+@app.blob_trigger(arg_name="blob", path="%SAMPLE_CONTAINER%/{name}", connection="AzureWebJobsStorage")
+def sample_blob(blob: func.InputStream) -> None:
+    content = blob.read()
+    if content.startswith(b"fail"):
+        raise ValueError(f"told to fail by {blob.name}")
+    _record("blob", {"name": blob.name, "length": blob.length, "content": content.decode("utf-8")})
