@@ -55,8 +55,8 @@ class TimerScheduler:
         self.stop = stop
         self._running = threading.Lock()
 
-    def request(self, past_due: bool, status: dict[str, Any] | None) -> func.TimerRequest:
-        return func.TimerRequest(past_due=past_due, schedule_status=status or {},
+    def request(self, past_due: bool, status: dict[str, Any] | None) -> func.timer.TimerRequest:
+        return func.timer.TimerRequest(past_due=past_due, schedule_status=status or {},
                                  schedule={"AdjustForDST": True})
 
     def fire_now(self) -> Outcome:
