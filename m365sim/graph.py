@@ -183,17 +183,18 @@ class GraphApi:
         with self.state.lock:
             throttle_rate, error_rate = knobs.throttle_rate, knobs.graph_5xx_rate
             retry_after, latency_ms = knobs.retry_after_seconds, knobs.latency_ms
+        segments = call.segments()
+        lowered = [s.lower() for s in segments]
+        if lowered == ["$batch"]:
+            # The envelope is not throttled; each item is, on its own (429 inside a 200).
+            if call.in_batch:
+                return graph_error(400, "BadRequest", "Nested batch requests are not supported.")
+            return self._batch(call, authorization)
         if throttle_rate and random.random() < throttle_rate:
             return _too_many_requests(retry_after, "Application is over its MailboxConcurrency limit.")
         if error_rate and random.random() < error_rate:
             return graph_error(503, "serviceNotAvailable", "Service is temporarily unavailable. Try again later.",
                                {"Retry-After": str(max(1, retry_after))})
-        segments = call.segments()
-        lowered = [s.lower() for s in segments]
-        if lowered == ["$batch"]:
-            if call.in_batch:
-                return graph_error(400, "BadRequest", "Nested batch requests are not supported.")
-            return self._batch(call, authorization)
         if lowered[:1] == ["subscriptions"] and call.method in ("POST", "PATCH", "DELETE"):
             limited = self._count_subscription_write(ctx.tenant)
             if limited is not None:
