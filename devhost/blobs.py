@@ -118,6 +118,8 @@ class BlobWatcher:
     def poll_once(self) -> None:
         for properties in self.container_client.list_blobs(name_starts_with=self.prefix or None,
                                                            include=["metadata"]):
+            # Listings give the ETag bare, blob GETs quoted; the host writes it quoted everywhere.
+            properties.etag = quoted_etag(properties.etag)
             key = (properties.name, properties.etag)
             with self._lock:
                 if key in self._done or properties.name in self._in_flight:
@@ -176,7 +178,12 @@ class BlobWatcher:
         if container != self.container or not name:
             raise ValueError(f"input must be a blob path in {self.container}/")
         properties = self.container_client.get_blob_client(name).get_blob_properties()
+        properties.etag = quoted_etag(properties.etag)
         return self.invoke(properties, reason="Manual invocation")
+
+
+def quoted_etag(etag: str) -> str:
+    return etag if etag.startswith('"') else f'"{etag}"'
 
 
 def _annotation(spec: FunctionSpec) -> str | None:

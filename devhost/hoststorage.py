@@ -81,8 +81,7 @@ class HostStorage:
     # Blob receipts
 
     def _receipt_blob(self, function_id: str, etag: str, container: str, blob: str) -> str:
-        quoted = etag if etag.startswith('"') else f'"{etag}"'
-        return f"blobreceipts/{self.host_id}/{function_id}/{quoted}/{container}/{blob}"
+        return f"blobreceipts/{self.host_id}/{function_id}/{etag}/{container}/{blob}"
 
     def has_receipt(self, function_id: str, etag: str, container: str, blob: str) -> bool:
         return self.container.get_blob_client(self._receipt_blob(function_id, etag, container, blob)).exists()

@@ -96,3 +96,16 @@ def sample_stack() -> Iterator[Stack]:
     with Stack.start(in_memory=True, free_ports=True, with_sim=False, app="tests.sample_app.function_app:app",
                      extra_env=SAMPLE_ENV) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def fire_sample(sample_stack: Stack) -> Callable[..., dict[str, Any]]:
+    """`fire` for the sample app's devhost."""
+
+    def run(function_name: str, input: str = "") -> dict[str, Any]:
+        response = requests.post(f"{sample_stack.base_url}/admin/functions/{function_name}",
+                                 params={"wait": "true"}, json={"input": input}, timeout=600)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    return run
