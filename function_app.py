@@ -2,9 +2,14 @@
 
 import azure.functions as func
 
-from blueprints import accounts, calendars, health
+from blueprints import accounts, calendars, connector, health, imports, openapi, spaces, webhooks
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(health.bp)
+app.register_functions(openapi.bp)
 app.register_functions(accounts.bp)
 app.register_functions(calendars.bp)
+app.register_functions(spaces.bp)
+app.register_functions(imports.bp)
+app.register_functions(connector.bp)
+app.register_functions(webhooks.bp)

@@ -161,7 +161,8 @@ class Stack:
             wanted = [name for name in FIXED_PORTS if with_sim or name != "sim"]
             busy = [f"{ports[name]} ({name})" for name in wanted if not port_is_free(ports[name])]
             if busy:
-                raise StackError(f"port {', '.join(busy)} is already in use: stop whatever listens there "
+                raise StackError(f"{'ports' if len(busy) > 1 else 'port'} {', '.join(busy)} "
+                                 f"{'are' if len(busy) > 1 else 'is'} already in use: stop whatever listens there "
                                  "(another `make run`?) and try again")
         connection = azurite_connection_string(ports["blob"], ports["queue"], ports["table"])
         base_url = f"http://127.0.0.1:{ports['devhost']}"

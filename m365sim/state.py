@@ -349,6 +349,7 @@ def _tenant_from_spec(spec: dict[str, Any]) -> Tenant:
 def generate_tenant_spec(rooms: int, domain: str | None = None, tenant_id: str | None = None) -> dict[str, Any]:
     """A tenant spec (the fixture's shape) with `rooms` rooms, deterministic apart from the id.
 
+    Users are `admin@<domain>` (Global Administrator) and `user@<domain>` (not an admin).
     Rooms are named `room-00042@<domain>`, spread over buildings of up to 200 rooms and floors of
     up to 20, each building with its own room list. Used by `POST /_sim/tenants` and benchmarks.
     """
@@ -383,7 +384,8 @@ def generate_tenant_spec(rooms: int, domain: str | None = None, tenant_id: str |
         "id": tenant_id,
         "displayName": domain.split(".")[0],
         "domains": [domain],
-        "users": [{"userPrincipalName": f"admin@{domain}", "displayName": "Tenant Admin", "admin": True}],
+        "users": [{"userPrincipalName": f"admin@{domain}", "displayName": "Tenant Admin", "admin": True},
+                  {"userPrincipalName": f"user@{domain}", "displayName": "Tenant User", "admin": False}],
         "roomLists": room_lists,
         "rooms": room_specs,
     }

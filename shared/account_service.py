@@ -87,6 +87,7 @@ class AccountService:
             return account.to_api()
         try:
             self.tokens.acquire(account.tenant_id)
+            capabilities = probe_capabilities(self.graph, account.tenant_id)
         except TokenRefused as refused:
             if refused.consent_problem:
                 self.mark_needs_reauth(account, "the tenant no longer grants access (consent revoked or the app "
@@ -95,7 +96,9 @@ class AccountService:
                 account.last_error = refused.message
                 self.accounts.save(account)
             return account.to_api()
-        account.capabilities = probe_capabilities(self.graph, account.tenant_id)
+        if account.status is AccountStatus.NEEDS_REAUTH:
+            change_status(account, AccountStatus.VERIFIED)
+        account.capabilities = capabilities
         account.last_error = None
         self.accounts.save(account)
         self.audit.record(admin.name, "account.check", account.tenant_name, outcome="ok",

@@ -188,6 +188,12 @@ class CalendarRepository:
             yield Calendar.from_entity(entity)
 
 
+    def emails_of(self, account_id: str) -> set[str]:
+        """Every calendar email of the account, reading keys only."""
+        return {e["RowKey"] for e in self.table.query_all("PartitionKey eq @account",
+                                                          parameters={"account": account_id}, select=["RowKey"])}
+
+
 SubscriptionRemover = Callable[[Calendar], None]
 
 

@@ -112,6 +112,7 @@ class GraphClient:
         """Send one request; returns the JSON body (None for 204). Raises GraphError."""
         budget = self.max_wait_seconds if max_wait_seconds is None else max_wait_seconds
         waited = 0.0
+        token_refreshed = False
         while True:
             token = self.tokens.acquire(tenant_id)
             try:
@@ -134,6 +135,12 @@ class GraphClient:
                 except ValueError:
                     raise GraphError(response.status_code, "InvalidJson", "Graph answered with invalid JSON") from None
             error = error_from(response)
+            if error.status == 401 and not token_refreshed:
+                # A cached token can outlive the grant (consent revoked, app removed): get a
+                # fresh one once; if the tenant refuses it, TokenRefused says why.
+                self.tokens.forget(tenant_id)
+                token_refreshed = True
+                continue
             if error.is_transient:
                 delay = error.retry_after if error.retry_after is not None else min(2.0 ** (waited + 1), 4.0)
                 if waited + delay <= budget:

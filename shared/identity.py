@@ -136,7 +136,8 @@ class TokenProvider:
         url = f"{self._login_base_url}/{tenant}/v2.0/.well-known/openid-configuration"
         try:
             response = self._http.get(url, timeout=15)
-        except requests.RequestException:
+        except requests.RequestException as error:
+            log.warning("tenant discovery for %s failed: %s", tenant, error)
             raise IdentityUnavailable("Microsoft's sign-in service could not be reached; try again shortly") from None
         if response.status_code in (400, 404):
             return None

@@ -50,7 +50,7 @@ class RoomDiscovery:
                 raise Conflict("discovering rooms needs the Place.Read.All permission: grant it to the app and "
                                "re-authenticate the account") from None
             raise
-        added = {c.email for c in self.calendars.all_of(account_id, select=["RowKey"])}
+        added = self.calendars.emails_of(account_id)
         items = []
         for email, room in sorted(rooms.items(), key=lambda item: (item[1].get("displayName") or item[0]).lower()):
             space, confidence = self.spaces.suggest(room.get("displayName") or "", email, room.get("building"),

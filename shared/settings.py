@@ -39,8 +39,8 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
     "ADMIN_ROLE": "Role an authenticated principal needs to use the admin API (default 'administrator').",
     "LOGIN_BASE_URL": "Microsoft identity platform base URL (default https://login.microsoftonline.com).",
     "GRAPH_BASE_URL": "Microsoft Graph base URL with version (default https://graph.microsoft.com/v1.0).",
-    "CA_BUNDLE_PATH": "Optional PEM file of extra certificate authorities to trust for outbound "
-    "HTTPS (the local simulator's CA). Never disables verification.",
+    "CA_BUNDLE_PATH": "Optional PEM bundle of the certificate authorities trusted for calls to Entra ID "
+    "and Graph instead of the system's (the local simulator's CA). Never disables verification.",
     "CONNECT_SCHEDULE": "NCRONTAB schedule of the connector timer (default '0 */15 * * * *').",
     "UPLOADS_CONTAINER": "Blob container the CSV import watches (default 'calendar-uploads').",
     "FUNCTION_TIME_LIMIT_SECONDS": "Seconds a background run may work before it stops claiming "

@@ -178,8 +178,10 @@ def test_discovery_walks_every_page_and_room_lists(admin, stack) -> None:
     assert discovered.status_code == 200, discovered.text
     emails = {room["email"] for room in discovered.json()["items"]}
     assert emails == set(account["room_emails"])
-    admin.post(calendar_url(account), json={"email": account["room_emails"][0]})
-    again = admin.get(f"/api/accounts/{account['account_id']}/rooms").json()["items"]
+    assert admin.post(calendar_url(account), json={"email": account["room_emails"][0]}).status_code == 201
+    again = admin.get(f"/api/accounts/{account['account_id']}/rooms")
+    assert again.status_code == 200, again.text
+    again = again.json()["items"]
     assert [r["email"] for r in again if r["added"]] == [account["room_emails"][0]]
 
 
