@@ -142,6 +142,7 @@ class ControlApi:
                 "id": tenant.id,
                 "domain": tenant.domains[0],
                 "admin": f"admin@{tenant.domains[0]}",
+                "user": f"user@{tenant.domains[0]}",
                 "consented": tenant.consented,
                 "rooms": [r.email for r in tenant.rooms],
                 "roomLists": [r.email for r in tenant.room_lists],

@@ -153,6 +153,12 @@ def test_non_admin_gets_consent_required(sim: Sim) -> None:
     assert query["state"] == "st-123"
 
 
+def test_generated_tenant_user_is_not_an_admin(sim: Sim, new_tenant: Any) -> None:
+    created = new_tenant(consented=False)
+    query = _redirect_query(_submit_consent(sim, created["id"], created["user"], "accept"), sim)
+    assert query["error"] == "consent_required"
+
+
 def test_username_outside_the_tenant_shows_the_page_again(sim: Sim) -> None:
     response = _submit_consent(sim, CONTOSO_ID, "admin@fabrikam.onmicrosoft.com", "accept")
     assert response.status_code == 200
