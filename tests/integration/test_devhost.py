@@ -188,3 +188,15 @@ def test_real_app_health_reports_storage_ok(stack: Stack, anonymous: ApiSession)
     response = anonymous.get("/api/health")
     assert response.status_code == 200
     assert response.json()["storage"]["ok"] is True
+
+
+def test_stack_stop_leaves_no_process_behind() -> None:
+    import psutil
+
+    with Stack.start(in_memory=True, free_ports=True, with_sim=False, app="tests.sample_app.function_app:app",
+                     extra_env={"SAMPLE_SCHEDULE": "0 0 0 1 1 *", "SAMPLE_CONTAINER": "unused"}) as running:
+        started = [psutil.Process(process.popen.pid) for process in running.processes]
+        family = started + [child for parent in started for child in parent.children(recursive=True)]
+        assert {process.name for process in running.processes} == {"azurite", "devhost"}
+    gone, alive = psutil.wait_procs(family, timeout=10)
+    assert alive == []
