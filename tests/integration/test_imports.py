@@ -1,0 +1,411 @@
+"""CSV import through devhost and Azurite: both doors (the API upload and a blob dropped with the
+Azure SDK), the report and the tables, bad files, limits, the same blob twice, a crash then the retry."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import uuid
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient
+
+from shared.calendars import CalendarRepository
+from shared.csv_import import MAX_ROWS, CalendarImports
+from shared.storage import Table
+from tests.flows import verified_account
+from tests.helpers import wait_until
+
+UPLOADS = "calendar-uploads"
+REPORTS = "import-reports"
+FINISHED = ("completed", "failed")
+
+
+@pytest.fixture(scope="module")
+def account(admin, stack) -> dict:
+    return verified_account(admin, stack, rooms=2)
+
+
+@pytest.fixture(scope="module")
+def blobs(stack) -> BlobServiceClient:
+    return BlobServiceClient.from_connection_string(stack.storage_connection_string)
+
+
+@pytest.fixture
+def spaces(admin) -> list[dict]:
+    """Four fresh spaces of a building of this test's own; the last one's number starts with '-'."""
+    building = f"b-{uuid.uuid4().hex[:8]}"
+    rows = [{"id": f"{building}-s{i}", "building_id": building, "building_name": f"Test {building}", "floor": "1",
+             "number": f"I-{building[2:]}-{i}", "name": f"Import room {i}", "type": "meeting room", "capacity": 6}
+            for i in range(3)]
+    rows.append({"id": f"{building}-s3", "building_id": building, "building_name": f"Test {building}",
+                 "floor": "-1", "number": f"-1-{building[2:]}", "name": "Basement room", "type": "meeting room",
+                 "capacity": 4})
+    imported = admin.post("/api/spaces/import", json={"spaces": rows})
+    assert imported.status_code == 200, imported.text
+    return rows
+
+
+def emails(count: int, domain: str = "import.example") -> list[str]:
+    tag = uuid.uuid4().hex[:6]
+    return [f"room-{tag}-{i}@{domain}" for i in range(count)]
+
+
+def upload(admin, account: dict, content: bytes, **params: str) -> str:
+    response = admin.post(f"/api/accounts/{account['account_id']}/imports", data=content, params=params,
+                          headers={"Content-Type": "text/csv"})
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "pending"
+    return response.json()["import_id"]
+
+
+def finished(admin, account: dict, import_id: str, timeout: float = 60) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        response = admin.get(f"/api/accounts/{account['account_id']}/imports/{import_id}")
+        body = response.json() if response.status_code == 200 else {}
+        return body if body.get("status") in FINISHED else None
+
+    return wait_until(done, timeout=timeout, message=f"import {import_id} did not finish")
+
+
+def drop(blobs: BlobServiceClient, name: str, content: bytes, **metadata: str) -> None:
+    blobs.get_blob_client(UPLOADS, name).upload_blob(content, overwrite=True, metadata=metadata or None)
+
+
+def report(admin, account: dict, import_id: str) -> list[dict[str, str]]:
+    response = admin.get(f"/api/accounts/{account['account_id']}/imports/{import_id}/report.csv")
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("text/csv")
+    assert response.content.startswith(codecs.BOM_UTF8)
+    return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+
+
+def calendar(admin, account: dict, email: str) -> dict[str, Any] | None:
+    response = admin.get(f"/api/accounts/{account['account_id']}/calendars/{email}")
+    return response.json() if response.status_code == 200 else None
+
+
+def linked(admin, space: dict) -> dict | None:
+    return admin.get(f"/api/spaces/{space['id']}").json()["linked"]
+
+
+# --- the template and the happy path ---------------------------------------------------------------------
+
+
+def test_the_template_downloads_as_a_csv_file(admin) -> None:
+    response = admin.get("/api/calendars/template.csv")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
+    assert 'filename="csvTemplate.csv"' in response.headers["Content-Disposition"]
+    lines = response.content.decode().splitlines()
+    assert lines[0] == "email,roomID" and len(lines) == 2
+
+
+def test_a_filled_in_template_uploaded_through_the_api_adds_and_links(admin, account, spaces) -> None:
+    template = admin.get("/api/calendars/template.csv").content.decode().splitlines()[0]
+    first, second, third = emails(3)
+    content = f"{template}\r\n{first.upper()},{spaces[0]['number']}\r\n{second},\r\n{third},{spaces[1]['id']}\r\n"
+    import_id = upload(admin, account, content.encode())
+    record = finished(admin, account, import_id)
+    assert record["status"] == "completed", record
+    assert record["counts"] == {"rows": 3, "added": 3, "updated": 0, "unchanged": 0, "rejected": 0}
+    assert record["uploaded_by"] == "admin@contoso.onmicrosoft.com" and record["rejected"] == []
+    added = calendar(admin, account, first)
+    assert added["status"] == "added" and added["space"]["id"] == spaces[0]["id"]
+    assert calendar(admin, account, second)["space"] is None
+    assert linked(admin, spaces[1]) == {"account_id": account["account_id"], "email": third}
+    rows = report(admin, account, import_id)
+    assert [(r["line"], r["email"], r["outcome"]) for r in rows] == [
+        ("2", first, "added"), ("3", second, "added"), ("4", third, "added")]
+    listed = admin.get(f"/api/accounts/{account['account_id']}/imports").json()["items"]
+    assert import_id in [item["import_id"] for item in listed]
+
+
+VARIANTS = {
+    "utf8-bom-crlf": ("\ufeffemail,roomID\r\n{a},{room}\r\n{b},\r\n", "utf-8"),
+    "utf16-bom": ("\ufeffEmail,RoomID\r\n{a},{room}\r\n{b},\r\n", "utf-16-le"),
+    "semicolon-quoted": ('"E-mail";"Room ID"\n"{a}";"{room}"\n"{b}";""\n', "utf-8"),
+    "lf-blank-lines-trailing-columns": ("\n EMAIL , room id ,,\n\n{a},{room},,\n\n{b},,,\n\n", "utf-8"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_what_excel_and_scripts_write_is_read_from_a_dropped_blob(admin, account, blobs, spaces, variant) -> None:
+    text, encoding = VARIANTS[variant]
+    a, b = emails(2)
+    content = text.format(a=a, b=b, room=spaces[0]["number"]).encode(encoding)
+    import_id = f"drop-{variant}-{uuid.uuid4().hex[:6]}"
+    drop(blobs, f"{account['account_id']}/{import_id}.csv", content)
+    record = finished(admin, account, import_id)
+    assert record["status"] == "completed", record
+    assert record["counts"]["added"] == 2 and record["counts"]["rejected"] == 0, record
+    assert record["uploaded_by"] == "blob upload"
+    assert calendar(admin, account, a)["space"]["id"] == spaces[0]["id"]
+    assert calendar(admin, account, b)["space"] is None
+
+
+# --- rows that are reported ------------------------------------------------------------------------------
+
+
+def test_bad_rows_are_reported_by_line_and_the_good_rows_applied(admin, account, spaces) -> None:
+    holder, good, linked_twice, duplicate, another, third, fourth = emails(7)
+    assert admin.post(f"/api/accounts/{account['account_id']}/calendars",
+                      json={"email": holder, "space_id": spaces[0]["id"]}).status_code == 201
+    long_email = "x" * 300 + "@import.example"
+    lines = [
+        "email,roomID",
+        f"{good},{spaces[1]['number']}",             # 2 added
+        "not-an-email,",                             # 3 bad email
+        f"{another},NO-SUCH-ROOM",                   # 4 unknown room
+        f"{linked_twice},{spaces[0]['number']}",     # 5 room linked to another calendar
+        f"{duplicate},",                             # 6 added
+        f"{duplicate.upper()},",                     # 7 in-file duplicate
+        f"{long_email},",                            # 8 oversize (for an email) field
+        f"{third},{spaces[1]['id']}",                # 9 room given to line 2
+        "=HYPERLINK(\"http://evil.example\"),",      # 10 formula, reported Excel-safe
+        f"{fourth},,surplus",                        # 11 more cells than the header
+    ]
+    import_id = upload(admin, account, "\n".join(lines).encode())
+    record = finished(admin, account, import_id)
+    assert record["counts"] == {"rows": 10, "added": 2, "updated": 0, "unchanged": 0, "rejected": 8}, record
+    reasons = {item["line"]: item["reason"] for item in record["rejected"]}
+    assert sorted(reasons) == [3, 4, 5, 7, 8, 9, 10, 11]
+    assert "not an email address" in reasons[3]
+    assert "NO-SUCH-ROOM" in reasons[4]
+    assert holder in reasons[5]
+    assert "line 6" in reasons[7]
+    assert "limit is 254" in reasons[8]
+    assert "line 2" in reasons[9]
+    assert "cells" in reasons[11]
+    assert calendar(admin, account, good)["space"]["id"] == spaces[1]["id"]
+    assert calendar(admin, account, duplicate) is not None
+    assert all(calendar(admin, account, email) is None for email in (linked_twice, another, third, fourth))
+    assert linked(admin, spaces[0])["email"] == holder
+    by_line = {row["line"]: row for row in report(admin, account, import_id)}
+    assert by_line["10"]["email"].startswith("'=") and by_line["10"]["outcome"] == "rejected"
+    assert by_line["2"]["outcome"] == "added" and by_line["7"]["outcome"] == "rejected"
+
+
+def test_an_existing_calendar_gets_its_link_updated_and_the_old_space_freed(admin, account, spaces) -> None:
+    moving, unlinking, same = emails(3)
+    for email, space in ((moving, spaces[0]), (unlinking, spaces[1]), (same, spaces[2])):
+        assert admin.post(f"/api/accounts/{account['account_id']}/calendars",
+                          json={"email": email, "space_id": space["id"]}).status_code == 201
+    content = f"email,roomID\n{moving},{spaces[3]['number']}\n{unlinking},\n{same},{spaces[2]['number']}\n"
+    record = finished(admin, account, upload(admin, account, content.encode()))
+    assert record["counts"] == {"rows": 3, "added": 0, "updated": 2, "unchanged": 1, "rejected": 0}, record
+    assert calendar(admin, account, moving)["space"]["id"] == spaces[3]["id"]
+    assert linked(admin, spaces[0]) is None and linked(admin, spaces[1]) is None
+    assert calendar(admin, account, unlinking)["space"] is None
+    assert linked(admin, spaces[2])["email"] == same
+
+
+def test_validate_only_checks_every_row_and_changes_nothing(admin, account, spaces) -> None:
+    new, bad = emails(2)
+    content = f"email,roomID\n{new},{spaces[0]['number']}\n{bad},NOPE\n"
+    record = finished(admin, account, upload(admin, account, content.encode(), validate_only="true"))
+    assert record["validate_only"] is True
+    assert record["counts"] == {"rows": 2, "added": 1, "updated": 0, "unchanged": 0, "rejected": 1}, record
+    assert calendar(admin, account, new) is None and linked(admin, spaces[0]) is None
+    assert [row["outcome"] for row in report(admin, account, record["import_id"])] == ["would be added", "rejected"]
+
+
+def test_the_upload_can_ask_for_connect_calendars(admin, account) -> None:
+    (email,) = emails(1)
+    record = finished(admin, account, upload(admin, account, f"email\n{email}\n".encode(), connect="true"))
+    assert record["counts"]["added"] == 1
+    assert calendar(admin, account, email)["status"] == "queued"
+
+
+def test_an_export_re_imports_unchanged(admin, account, spaces) -> None:
+    email = emails(1)[0]
+    assert admin.post(f"/api/accounts/{account['account_id']}/calendars",
+                      json={"email": email, "space_id": spaces[3]["id"]}).status_code == 201
+    exported = admin.get(f"/api/accounts/{account['account_id']}/calendars.csv")
+    assert exported.status_code == 200 and exported.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    mine = next(row for row in rows if row["email"] == email)
+    assert mine["roomID"] == "'" + spaces[3]["number"]  # starts with '-': guarded for Excel
+    record = finished(admin, account, upload(admin, account, exported.content))
+    assert record["counts"]["rejected"] == 0 and record["counts"]["added"] == 0, record
+    assert record["counts"]["unchanged"] == len(rows)
+    assert calendar(admin, account, email)["space"]["id"] == spaces[3]["id"]
+
+
+# --- files that are refused as a whole -------------------------------------------------------------------
+
+
+NOT_CSV = {
+    "xlsx": (b"PK\x03\x04\x14\x00\x06\x00" + bytes(200), "Excel workbook"),
+    "png": (b"\x89PNG\r\n\x1a\n" + bytes(200), "PNG image"),
+    "latin1": ("email,roomID\ncaf\u00e9@x.example,\n".encode("latin-1"), "not UTF-8"),
+    "no-header": (b"room-1@x.example,A-1\nroom-2@x.example,A-2\n", "header"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_CSV))
+def test_a_file_that_is_not_a_csv_gets_one_clear_error(admin, account, blobs, kind) -> None:
+    content, words = NOT_CSV[kind]
+    import_id = f"not-csv-{kind}-{uuid.uuid4().hex[:6]}"
+    drop(blobs, f"{account['account_id']}/{import_id}.csv", content)
+    record = finished(admin, account, import_id)
+    assert record["status"] == "failed" and words in record["error"] and "Nothing was imported" in record["error"]
+    rows = report(admin, account, import_id)
+    assert len(rows) == 1 and rows[0]["outcome"] == "error" and words in rows[0]["reason"]
+
+
+def test_a_spreadsheet_uploaded_through_the_api_is_refused_at_once(admin, account) -> None:
+    response = admin.post(f"/api/accounts/{account['account_id']}/imports", data=NOT_CSV["xlsx"][0],
+                          headers={"Content-Type": "text/csv"})
+    assert response.status_code == 400 and "Excel workbook" in response.json()["error"]["message"]
+
+
+def test_over_the_limits_nothing_is_applied(admin, account, blobs) -> None:
+    too_big = b"email,roomID\n" + b"x" * (20 * 1024 * 1024)
+    response = admin.post(f"/api/accounts/{account['account_id']}/imports", data=too_big,
+                          headers={"Content-Type": "text/csv"})
+    assert response.status_code == 413 and "20 MiB" in response.json()["error"]["message"]
+
+    tag = uuid.uuid4().hex[:6]
+    many = "email\n" + "".join(f"r{i}-{tag}@many.example\n" for i in range(MAX_ROWS + 1))
+    import_id = f"too-many-{tag}"
+    drop(blobs, f"{account['account_id']}/{import_id}.csv", many.encode())
+    record = finished(admin, account, import_id, timeout=120)
+    assert record["status"] == "failed" and f"{MAX_ROWS:,} rows" in record["error"], record
+    assert calendar(admin, account, f"r0-{tag}@many.example") is None
+
+    long_cell = f"email,roomID\nfirst-{tag}@x.example,\nsecond-{tag}@x.example," + "9" * 5000 + "\n"
+    record = finished(admin, account, upload(admin, account, long_cell.encode()))
+    assert record["status"] == "failed" and "line 3" in record["error"] and "1,024" in record["error"], record
+    assert calendar(admin, account, f"first-{tag}@x.example") is None
+
+
+def test_a_blob_without_an_account_or_for_an_unknown_one_gets_a_report_and_changes_nothing(blobs) -> None:
+    tag = uuid.uuid4().hex[:6]
+    unknown = str(uuid.uuid4())
+    drop(blobs, f"rooms-{tag}.csv", b"email\nroom@x.example\n")
+    drop(blobs, f"{unknown}/rooms-{tag}.csv", b"email\nroom@x.example\n")
+
+    def report_text(name: str) -> str | None:
+        try:
+            return blobs.get_blob_client(REPORTS, name).download_blob().readall().decode("utf-8-sig")
+        except ResourceNotFoundError:
+            return None
+
+    assert "in no account's folder" in wait_until(lambda: report_text(f"rooms-{tag}.report.csv"), timeout=60)
+    assert f"no calendar account '{unknown}'" in wait_until(
+        lambda: report_text(f"{unknown}/rooms-{tag}.report.csv"), timeout=60)
+
+
+# --- at least once: the same blob twice, a crash midway then the retry ------------------------------------
+
+
+def test_the_same_blob_processed_twice_changes_nothing_and_keeps_the_report(admin, account, fire, app_context,
+                                                                            spaces) -> None:
+    first, second = emails(2)
+    content = f"email,roomID\n{first},{spaces[0]['number']}\n{second},\nbad,\n"
+    import_id = upload(admin, account, content.encode())
+    record = finished(admin, account, import_id)
+    table = app_context.storage.table("Calendars")
+    before = {email: table.get(account["account_id"], email)["_etag"] for email in (first, second)}
+    report_before = admin.get(f"/api/accounts/{account['account_id']}/imports/{import_id}/report.csv").content
+
+    outcome = fire("import_calendar_csv", input=f"{UPLOADS}/{account['account_id']}/{import_id}.csv")
+    assert outcome["outcome"] == "succeeded", outcome
+    again = finished(admin, account, import_id)
+    assert again == record
+    assert {email: table.get(account["account_id"], email)["_etag"] for email in (first, second)} == before
+    assert admin.get(f"/api/accounts/{account['account_id']}/imports/{import_id}/report.csv").content == report_before
+
+
+class CrashingTable(Table):
+    """The Calendars table with a crash injected after (or before) the n-th write reaches storage:
+    the same Azurite table, failing the way a worker killed at that moment would leave it."""
+
+    def __init__(self, table: Table, crash_at_write: int, after_commit: bool) -> None:
+        super().__init__(table.client)
+        self.writes_left = crash_at_write
+        self.after_commit = after_commit
+
+    def _write(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        self.writes_left -= 1
+        if self.writes_left == 0 and not self.after_commit:
+            raise ConnectionError("injected crash before the write")
+        result = method(*args, **kwargs)
+        if self.writes_left == 0:
+            raise ConnectionError("injected crash after the write")
+        return result
+
+    def submit_in_batches(self, operations: Any) -> int:
+        return self._write(super().submit_in_batches, list(operations))
+
+    def update(self, entity: Any, *, etag: str | None = None) -> Any:
+        return self._write(super().update, entity, etag=etag)
+
+
+def importer(app_context: Any, container: str, calendars_table: Table | None = None) -> CalendarImports:
+    return CalendarImports(
+        blobs=app_context.storage.blobs, uploads_container=container, reports_container=REPORTS,
+        imports=app_context.storage.table("Imports"),
+        calendars=CalendarRepository(calendars_table or app_context.storage.table("Calendars")),
+        accounts=app_context.accounts, spaces=app_context.spaces, audit=app_context.audit,
+        queue_for_connection=app_context.calendars.queue_calendars_for_connection,
+    )
+
+
+@pytest.mark.parametrize(("crash_at_write", "after_commit"), [(2, True), (3, False), (4, True), (5, False)],
+                         ids=["after-2nd-batch", "before-1st-link", "after-2nd-link", "before-last-batch"])
+def test_a_crash_midway_then_the_retry_applies_every_row_once(admin, account, app_context, blobs, spaces,
+                                                              crash_at_write, after_commit) -> None:
+    """250 new calendars (one linked), a bad row, two link changes and a duplicate. Writes to the
+    Calendars table in order: batch 1, batch 2, link change 1, link change 2, the last batch (at the
+    end of the file). The import runs in this process against a container devhost does not watch,
+    with the crash injected; the retry runs the same blob with the real table."""
+    container = f"crash-{uuid.uuid4().hex[:10]}"
+    blobs.create_container(container)
+    moving, unlinking = emails(2)
+    for email, space in ((moving, spaces[0]), (unlinking, spaces[1])):
+        assert admin.post(f"/api/accounts/{account['account_id']}/calendars",
+                          json={"email": email, "space_id": space["id"]}).status_code == 201
+    new = emails(250, domain="crash.example")
+    lines = ["email,roomID", f"{new[0]},{spaces[2]['number']}", *new[1:], "bad row,",
+             f"{moving},{spaces[3]['number']}", f"{unlinking},", new[5]]
+    name = f"{account['account_id']}/crash-{uuid.uuid4().hex[:6]}.csv"
+    blobs.get_blob_client(container, name).upload_blob("\n".join(lines).encode())
+    calendars_table = app_context.storage.table("Calendars")
+
+    with pytest.raises(ConnectionError):
+        importer(app_context, container, CrashingTable(calendars_table, crash_at_write, after_commit)).process_blob(
+            name)
+    prefix = new[0].rsplit("-", 1)[0] + "-"
+
+    def imported_count() -> int:
+        return sum(1 for _ in calendars_table.query_all(
+            "PartitionKey eq @a and RowKey ge @low and RowKey lt @high",
+            parameters={"a": account["account_id"], "low": prefix, "high": prefix + "~"}, select=["RowKey"]))
+
+    assert imported_count() < 250
+    import_id = name.split("/")[1][:-4]
+    assert app_context.storage.table("Imports").get(account["account_id"], import_id)["status"] == "running"
+
+    record = importer(app_context, container).process_blob(name)
+    assert record["status"] == "completed", record
+    assert record["counts"] == {"rows": 254, "added": 250, "updated": 2, "unchanged": 0, "rejected": 2}, record
+    assert [item["line"] for item in record["rejected"]] == [252, 255]
+    assert imported_count() == 250
+    assert calendar(admin, account, new[0])["space"]["id"] == spaces[2]["id"]
+    assert calendar(admin, account, moving)["space"]["id"] == spaces[3]["id"]
+    assert calendar(admin, account, unlinking)["space"] is None
+    assert linked(admin, spaces[0]) is None and linked(admin, spaces[1]) is None
+    assert linked(admin, spaces[3])["email"] == moving
+
+    report_name = f"{name[:-4]}.report.csv"
+    rows = list(csv.DictReader(io.StringIO(
+        blobs.get_blob_client(REPORTS, report_name).download_blob().readall().decode("utf-8-sig"))))
+    assert [row["line"] for row in rows] == [str(n) for n in range(2, 256)]
+    assert sum(row["outcome"] == "added" for row in rows) == 250
+    # And once more: finished, so nothing is run or written again.
+    assert importer(app_context, container).process_blob(name) == record
