@@ -19,6 +19,19 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The infrastructure checks' own venv (tests/infra): checkov pins many libraries that
+# would clash with the app's pins, so it never shares .venv.
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.deps-stamp
+.PHONY: infra-setup
+
+infra-setup: $(INFRA_STAMP)
+
+$(INFRA_STAMP): requirements-infra.txt
+	test -x $(INFRA_VENV)/bin/python || python3 -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements-infra.txt
+	touch $@
+
 # Debian's Chromium for the end-to-end tests (Playwright's own browser download is not possible here).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
@@ -29,7 +42,7 @@ run: setup
 lint: setup
 	$(PY) -m ruff check .
 
-test: setup chromium lint
+test: setup chromium lint infra-setup
 	$(PY) -m pytest
 
 bench: setup

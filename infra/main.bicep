@@ -1,0 +1,193 @@
+// Room Calendar Connector in Azure: what `azd up` provisions. Composes modules/, one
+// resource family each. Names follow one convention: the resource type's abbreviation
+// followed by a token unique to the subscription, environment and region.
+// Secrets come in as secure parameters (never with a default) and go only into Key Vault.
+// See docs/deploy.md.
+targetScope = 'subscription'
+
+@description('Name of the azd environment; part of every resource name.')
+@minLength(1)
+@maxLength(64)
+param environmentName string
+
+@description('Region of every resource except the Static Web App.')
+@minLength(1)
+@metadata({ azd: { type: 'location' } })
+param location string
+
+@description('Region of the Static Web App (the service runs in a few regions only).')
+@allowed(['centralus', 'eastasia', 'eastus2', 'westeurope', 'westus2'])
+param staticWebAppLocation string = 'westeurope'
+
+@description('Application (client) id of the product\'s multi-tenant Entra app registration.')
+@minLength(36)
+@maxLength(36)
+param entraClientId string
+
+@description('Client secret of that app registration; stored in Key Vault only.')
+@secure()
+param entraClientSecret string
+
+@description('Key that signs admin-consent state; azd generates it once per environment.')
+@secure()
+@minLength(32)
+@metadata({ azd: { type: 'generate', config: { length: 64, noSpecial: true } } })
+param stateSigningKey string
+
+@description('Blob container the CSV import watches.')
+param uploadsContainerName string = 'calendar-uploads'
+
+@description('NCRONTAB schedule of the connector timer (UTC).')
+param connectSchedule string = '0 */15 * * * *'
+
+@description('Static Web Apps role that may use the admin page and API.')
+param adminRole string = 'administrator'
+
+@description('Seconds a background run works before it stops claiming new work (below the 10 min functionTimeout).')
+@minValue(10)
+@maxValue(3600)
+param functionTimeLimitSeconds int = 480
+
+var abbreviations = {
+  resourceGroup: 'rg-'
+  functionApp: 'func-'
+  flexPlan: 'plan-'
+  storageAccount: 'st'
+  keyVault: 'kv-'
+  logAnalytics: 'log-'
+  applicationInsights: 'appi-'
+  staticWebApp: 'stapp-'
+  eventGridSystemTopic: 'egst-'
+}
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+var deploymentContainerName = 'app-package'
+var staticWebAppUrl = 'https://${staticWebApp.outputs.defaultHostname}'
+
+resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: '${abbreviations.resourceGroup}${environmentName}'
+  location: location
+  tags: tags
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    logAnalyticsName: '${abbreviations.logAnalytics}${resourceToken}'
+    applicationInsightsName: '${abbreviations.applicationInsights}${resourceToken}'
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    name: '${abbreviations.storageAccount}${resourceToken}'
+    deploymentContainerName: deploymentContainerName
+    uploadsContainerName: uploadsContainerName
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    name: '${abbreviations.keyVault}${resourceToken}'
+    entraClientSecret: entraClientSecret
+    stateSigningKey: stateSigningKey
+  }
+}
+
+module staticWebApp 'modules/staticwebapp.bicep' = {
+  name: 'staticwebapp'
+  scope: resourceGroup
+  params: {
+    location: staticWebAppLocation
+    tags: tags
+    name: '${abbreviations.staticWebApp}${resourceToken}'
+  }
+}
+
+// PUBLIC_BASE_URL is the Static Web App's URL, not the Function App's: every HTTP
+// request, the consent redirect and Graph's webhooks included, enters through the
+// Static Web App, which proxies /api to the Function App (backend-link.bicep). The
+// Function App itself accepts HTTP only from the Static Web App.
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    planName: '${abbreviations.flexPlan}${resourceToken}'
+    name: '${abbreviations.functionApp}${resourceToken}'
+    storageAccountName: storage.outputs.name
+    blobEndpoint: storage.outputs.blobEndpoint
+    queueEndpoint: storage.outputs.queueEndpoint
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    entraClientId: entraClientId
+    entraClientSecretUri: keyVault.outputs.entraClientSecretUri
+    stateSigningKeySecretUri: keyVault.outputs.stateSigningKeySecretUri
+    publicBaseUrl: staticWebAppUrl
+    adminPageUrl: '${staticWebAppUrl}/'
+    uploadsContainerName: storage.outputs.uploadsContainerName
+    connectSchedule: connectSchedule
+    adminRole: adminRole
+    functionTimeLimitSeconds: functionTimeLimitSeconds
+  }
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'roles'
+  scope: resourceGroup
+  params: {
+    principalId: functionApp.outputs.principalId
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    secretNames: keyVault.outputs.secretNames
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+module backendLink 'modules/backend-link.bicep' = {
+  name: 'backend-link'
+  scope: resourceGroup
+  params: {
+    staticWebAppName: staticWebApp.outputs.name
+    functionAppName: functionApp.outputs.name
+    functionAppLocation: functionApp.outputs.location
+  }
+}
+
+module eventGrid 'modules/eventgrid.bicep' = {
+  name: 'eventgrid'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    name: '${abbreviations.eventGridSystemTopic}${resourceToken}'
+    storageAccountId: storage.outputs.id
+  }
+}
+
+// azd stores these in the environment (.azure/<env>/.env); the hooks and docs use them.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = resourceGroup.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_STATIC_WEB_APP_NAME string = staticWebApp.outputs.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
+output UPLOADS_CONTAINER string = storage.outputs.uploadsContainerName
+output PUBLIC_BASE_URL string = staticWebAppUrl
+output ADMIN_PAGE_URL string = '${staticWebAppUrl}/'
+// Register exactly this as the Entra app's Web redirect URI.
+output CONSENT_REDIRECT_URI string = '${staticWebAppUrl}/api/consent/callback'
