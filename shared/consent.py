@@ -86,7 +86,8 @@ def verify_state_signature(key: bytes, state: str, now: float | None = None) -> 
         raise InvalidState("invalid_state", "the consent response carried no valid state; start again")
     payload, mac = state.split(".")
     expected = _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(mac, expected):
+    # Bytes, not str: compare_digest refuses non-ASCII strings, and state is attacker-controlled.
+    if not hmac.compare_digest(mac.encode("utf-8", "replace"), expected.encode()):
         raise InvalidState("invalid_state", "the consent response's state was not issued by this product")
     try:
         nonce, account_id, expires_text = _unb64(payload).decode().split("|")

@@ -36,7 +36,7 @@ def test_an_expired_state_is_refused() -> None:
     assert refused.value.outcome == "expired"
 
 
-@pytest.mark.parametrize("state", ["", "abc", "a.b.c", "x" * 600, "####.####"])
+@pytest.mark.parametrize("state", ["", "abc", "a.b.c", "x" * 600, "####.####", "\x08GÐ.Û\U000f4451", "é.é"])
 def test_garbage_state_is_refused(state: str) -> None:
     with pytest.raises(InvalidState):
         verify_state_signature(KEY, state, now=0)
