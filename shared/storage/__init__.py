@@ -18,7 +18,8 @@ from shared.storage.tables import Page, Table
 __all__ = ["Page", "StorageAccount", "Table", "TABLE_NAMES", "CONTAINER_NAMES", "QUEUE_NAMES"]
 
 # Table names are the contract of DESIGN §4.
-TABLE_NAMES = ("Accounts", "Calendars", "Spaces", "SpaceIndex", "ConsentStates", "Imports", "Audit", "ConnectorRuns")
+TABLE_NAMES = ("Accounts", "Calendars", "Spaces", "SpaceIndex", "ConsentStates", "Imports", "Audit", "ConnectorRuns",
+               "Subscriptions")
 REPORTS_CONTAINER = "import-reports"
 CONTAINER_NAMES = (REPORTS_CONTAINER,)
 CALENDAR_CHANGES_QUEUE = "calendar-changes"
