@@ -234,6 +234,20 @@ def test_resolve_finds_a_space_imported_by_another_process(directory: SpaceDirec
     assert directory.resolve("3-099").space_id == "s9"
 
 
+def test_search_finds_a_space_imported_by_another_process_after_a_reload(directory: SpaceDirectory) -> None:
+    directory.import_spaces([_space("s1", "3-014", "Orchard")], actor="a")
+    impatient = SpaceDirectory(directory.spaces, directory.index, cache_seconds=0)
+    assert [i["id"] for i in impatient.search("3-0", 10, None)["items"]] == ["s1"]
+    directory.index.client.upsert_entity(  # as another process's import would leave it
+        {"PartitionKey": "space", "RowKey": "s9", "building_id": "sg-hq", "floor": "3", "number": "3-099",
+         "number_lower": "3-099", "name": "Late", "name_lower": "late", "type": "meeting room", "capacity": 2}
+    )
+    deadline = time.monotonic() + 30
+    while [i["id"] for i in impatient.search("3-0", 10, None)["items"]] != ["s1", "s9"]:
+        assert time.monotonic() < deadline, "the snapshot was never reloaded"
+        time.sleep(0.05)
+
+
 # --- search ----------------------------------------------------------------------------------------------------------
 
 
