@@ -1,0 +1,132 @@
+"""Graph's webhooks through devhost: the validation handshake, change notifications with good
+and bad clientState, malformed and huge bodies, and each lifecycle event."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.models import CalendarStatus
+from tests.integration.connector_support import (
+    account_with_calendars,
+    calendar,
+    last_seq,
+    sim,
+    sim_requests,
+    sim_subscriptions,
+    take_messages,
+)
+
+
+@pytest.fixture
+def connected(admin, stack, fire, app_context):
+    """A verified account with one connected room; its subscription as m365sim has it."""
+    account = account_with_calendars(admin, stack, rooms=1)
+    fire("connector_run")
+    email = account["room_emails"][0]
+    room = app_context.calendars.calendars.get(account["account_id"], email)
+    assert room.status is CalendarStatus.CONNECTED
+    subscription = next(s for s in sim_subscriptions(stack, account["tenant_id"]) if s["id"] == room.subscription_id)
+    return {**account, "email": email, "subscription": subscription}
+
+
+@pytest.mark.parametrize("path", ["/api/notifications", "/api/notifications/lifecycle"])
+def test_the_validation_handshake_echoes_the_decoded_token(anonymous, path):
+    token = "Validation: Testing client application reachability for subscription Request-Id: 1b2c&x=y"
+    response = anonymous.post(path, params={"validationToken": token}, data=b"")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert response.text == token
+
+
+def test_a_notification_with_the_right_client_state_is_queued(admin, stack, connected, app_context):
+    take_messages(stack, connected["account_id"])
+    delivery = sim(stack, "POST", f"subscriptions/{connected['subscription']['id']}/notify",
+                   json={"changeType": "updated", "eventId": "AAMkAGI2event1"})
+    assert delivery.status_code == 200, delivery.text
+    assert delivery.json()["status"] == 202
+    messages = take_messages(stack, connected["account_id"])
+    assert len(messages) == 1
+    message = messages[0]
+    assert message["room_email"] == connected["email"]
+    assert message["change_type"] == "updated"
+    assert message["event_id"] == "AAMkAGI2event1"
+    assert "space_id" in message
+    assert calendar(admin, connected, connected["email"])["last_notification_at"]
+
+
+def _notification(subscription: dict, client_state: str, tenant_id: str) -> dict:
+    return {"value": [{
+        "subscriptionId": subscription["id"], "clientState": client_state, "changeType": "created",
+        "resource": "Users/x/Events/AAMkAGI2evil", "tenantId": tenant_id,
+        "resourceData": {"id": "AAMkAGI2evil"}, "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z"}]}
+
+
+def test_a_notification_with_a_wrong_client_state_is_dropped(anonymous, admin, stack, connected):
+    take_messages(stack, connected["account_id"])
+    forged = _notification(connected["subscription"], "guessed-secret", connected["tenant_id"])
+    response = anonymous.post("/api/notifications", json=forged)
+    assert response.status_code == 202
+    missing = _notification(connected["subscription"], None, connected["tenant_id"])
+    assert anonymous.post("/api/notifications", json=missing).status_code == 202
+    unknown = _notification({"id": "00000000-0000-0000-0000-000000000000"}, "x", connected["tenant_id"])
+    assert anonymous.post("/api/notifications", json=unknown).status_code == 202
+    assert take_messages(stack, connected["account_id"]) == []
+    assert calendar(admin, connected, connected["email"])["last_notification_at"] is None
+
+
+def test_malformed_and_huge_bodies_are_rejected_without_effect(anonymous, stack, connected):
+    take_messages(stack, connected["account_id"])
+    for path in ("/api/notifications", "/api/notifications/lifecycle"):
+        assert anonymous.post(path, data=b"{not json", headers={"Content-Type": "application/json"}
+                              ).status_code == 400
+        assert anonymous.post(path, json=["value"]).status_code == 400
+        assert anonymous.post(path, json={"value": "x"}).status_code == 400
+        huge = b'{"value": [' + b'{"a": "' + b"x" * (2 * 1024 * 1024) + b'"}]}'
+        assert anonymous.post(path, data=huge, headers={"Content-Type": "application/json"}).status_code == 413
+    assert anonymous.post("/api/notifications", json={"value": [1, "x", None, {"subscriptionId": 5}]}
+                          ).status_code == 202
+    assert take_messages(stack, connected["account_id"]) == []
+
+
+def _lifecycle(stack, subscription_id: str, event: str) -> None:
+    delivery = sim(stack, "POST", f"subscriptions/{subscription_id}/lifecycle", json={"lifecycleEvent": event})
+    assert delivery.status_code == 200, delivery.text
+    assert delivery.json()["status"] == 202
+
+
+def test_reauthorization_required_is_reauthorized_by_the_next_run(stack, fire, connected):
+    subscription_id = connected["subscription"]["id"]
+    _lifecycle(stack, subscription_id, "reauthorizationRequired")
+    since = last_seq(stack)
+    fire("connector_run")
+    path = f"/v1.0/subscriptions/{subscription_id}/reauthorize"
+    reauthorized = [r for r in sim_requests(stack, connected["tenant_id"], since)
+                    if r["method"] == "POST" and r["path"].lower() == path]
+    assert [r["status"] for r in reauthorized] == [204]
+
+
+def test_subscription_removed_queues_the_calendar_for_a_new_subscription(admin, stack, fire, connected, app_context):
+    old_id = connected["subscription"]["id"]
+    _lifecycle(stack, old_id, "subscriptionRemoved")
+    assert calendar(admin, connected, connected["email"])["status"] == "queued"
+    fire("connector_run")
+    room = app_context.calendars.calendars.get(connected["account_id"], connected["email"])
+    assert room.status is CalendarStatus.CONNECTED
+    assert room.subscription_id != old_id
+    assert [s["id"] for s in sim_subscriptions(stack, connected["tenant_id"])] == [room.subscription_id]
+
+
+def test_missed_marks_the_calendar_for_a_resync(stack, connected, app_context):
+    take_messages(stack, connected["account_id"])
+    _lifecycle(stack, connected["subscription"]["id"], "missed")
+    room = app_context.calendars.calendars.get(connected["account_id"], connected["email"])
+    assert room.resync_needed is True
+    assert room.status is CalendarStatus.CONNECTED
+    assert [m["change_type"] for m in take_messages(stack, connected["account_id"])] == ["missed"]
+
+
+def test_a_lifecycle_event_with_a_wrong_client_state_has_no_effect(anonymous, admin, connected):
+    body = {"value": [{"subscriptionId": connected["subscription"]["id"], "clientState": "guess",
+                       "lifecycleEvent": "subscriptionRemoved", "tenantId": connected["tenant_id"]}]}
+    assert anonymous.post("/api/notifications/lifecycle", json=body).status_code == 202
+    assert calendar(admin, connected, connected["email"])["status"] == "connected"
