@@ -36,6 +36,11 @@ def _page(item: str, **extra: Any) -> dict[str, Any]:
 
 
 STRING = {"type": "string"}
+
+
+def _items(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["items"], "properties": {
+        "items": {"type": "array", "items": {"type": "object", "properties": properties}}}}
 TIME = _nullable("string")
 
 SCHEMAS: dict[str, Any] = {
@@ -204,19 +209,26 @@ PATHS: dict[str, Any] = {
     "/api/spaces": {"get": _operation("Search spaces by number prefix or name", "200", _json(_page("Space")),
                                       parameters=[_query("q", maxLength=200), PAGE_SIZE, TOKEN])},
     "/api/spaces/import": {
-        "post": _operation("Import spaces (upsert), JSON or CSV", "200", _json({"type": "object"}),
+        "post": _operation("Import spaces (upsert), JSON or CSV", "200", _json({
+            "type": "object", "required": ["added", "updated", "unchanged", "rejected"], "properties": {
+                "added": {"type": "integer"}, "updated": {"type": "integer"}, "unchanged": {"type": "integer"},
+                "rejected": {"type": "array", "items": {"type": "object", "properties": {
+                    "line": {"type": "integer"}, "reason": STRING}}}}}),
                            request={"content": {"application/json": {"schema": {"type": "object", "properties": {
+                               # maxItems keeps generated test bodies small; the server takes up to 1 MiB.
                                "spaces": {"type": "array", "maxItems": 20, "items": {"type": "object"}}}}},
                                **CSV_BODY["content"]}}),
     },
     "/api/spaces/{space_id}": {"get": _operation("One space and its link", "200", _json(_ref("Space")),
                                                  parameters=[_path("space_id")])},
-    "/api/buildings": {"get": _operation("Buildings", "200", _json({"type": "object"}))},
+    "/api/buildings": {"get": _operation("Buildings", "200", _json(_items({
+        "id": STRING, "name": STRING, "floor_count": {"type": "integer"}, "space_count": {"type": "integer"}})))},
     "/api/buildings/{building_id}/floors": {
-        "get": _operation("Floors of a building", "200", _json({"type": "object"}),
+        "get": _operation("Floors of a building", "200", _json(_items({
+            "building_id": STRING, "floor": STRING, "space_count": {"type": "integer"}})),
                           parameters=[_path("building_id")])},
     "/api/buildings/{building_id}/floors/{floor}/spaces": {
-        "get": _operation("Spaces of a floor", "200", _json({"type": "object"}),
+        "get": _operation("Spaces of a floor", "200", _json(_page("Space")),
                           parameters=[_path("building_id"), _path("floor")])},
     "/api/calendars/template.csv": {"get": _operation("The CSV template", "200", CSV_RESPONSE, errors=("401", "403"))},
     "/api/accounts/{account_id}/calendars.csv": {

@@ -16,12 +16,13 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from shared.accounts import AccountRepository
 from shared.audit import AuditLog
 from shared.errors import ConcurrencyConflict, Conflict, Invalid, NotFound
-from shared.models import AccountStatus, CalendarStatus, iso, utc_now
+from shared.models import AccountStatus, CalendarStatus, iso, parse_iso, utc_now
 from shared.spaces import Space, SpaceDirectory, SpaceTaken
 from shared.storage import Table
 from shared.storage.tables import MAX_BATCH_SIZE
@@ -29,6 +30,9 @@ from shared.storage.tables import MAX_BATCH_SIZE
 log = logging.getLogger("rcc.calendars")
 
 MAX_EMAIL_LENGTH = 254
+# A claim on a space whose calendar does not point back is a leftover of a crash only once
+# it is older than any link in progress (claim, then one calendar write) could take.
+STALE_CLAIM_AGE = timedelta(minutes=2)
 _LOCAL_PART = re.compile(r"^[a-z0-9!$%&'*+=^_`{|}~-]+(?:\.[a-z0-9!$%&'*+=^_`{|}~-]+)*$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 
@@ -348,13 +352,17 @@ class CalendarService:
         return self.spaces.resolve(space_ref.strip())
 
     def _claim(self, space: Space, account_id: str, email: str) -> Space:
-        """Claim the space; a claim left by a crash (its holder does not point back) is repaired once."""
+        """Claim the space; a claim left by a crash (its holder does not point back, and the
+        claim is older than any link in progress could be) is repaired once."""
         try:
             return self.spaces.claim(space.space_id, account_id, email)
         except SpaceTaken as taken:
             holder = self.calendars.find(taken.holder_account_id, taken.holder_email)
             if holder is not None and holder.space_id == space.space_id:
                 raise
+            claimed_at = parse_iso(taken.space.linked_at)
+            if claimed_at is None or utc_now() - claimed_at < STALE_CLAIM_AGE:
+                raise  # a link may be in progress right now: never take it over
             log.warning("repairing a stale claim of space %s by %s", space.space_id, taken.holder_email)
             self.spaces.release(space.space_id, taken.holder_account_id, taken.holder_email)
             return self.spaces.claim(space.space_id, account_id, email)
