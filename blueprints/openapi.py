@@ -64,7 +64,9 @@ SCHEMAS: dict[str, Any] = {
     "Calendar": {"type": "object", "required": ["email", "status"], "properties": {
         "email": STRING, "account_id": STRING,
         "status": {"type": "string", "enum": ["added", "queued", "connecting", "connected", "failed"]},
-        "status_reason": _nullable("string"), "space": _ref("SpaceRef"), "display_name": _nullable("string"),
+        "status_reason": _nullable("string"),
+        "failure_kind": _nullable("string", enum=["consent", "permission", "mailbox", "policy", "transient", None]),
+        "resync_needed": {"type": "boolean"}, "space": _ref("SpaceRef"), "display_name": _nullable("string"),
         "subscription_expires_at": TIME, "attempts": {"type": "integer"}, "next_attempt_at": TIME,
         "last_error": _nullable("string"), "last_notification_at": TIME, "last_activity_at": TIME,
         "added_at": TIME, "added_by": _nullable("string")}},

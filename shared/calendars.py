@@ -130,6 +130,8 @@ class Calendar:
             "account_id": self.account_id,
             "status": self.status.value,
             "status_reason": self.status_reason,
+            "failure_kind": self.failure_kind,
+            "resync_needed": self.resync_needed,
             "space": {"id": self.space_id, "number": self.space_number, "name": self.space_name}
             if self.space_id else None,
             "display_name": self.display_name,
