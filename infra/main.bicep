@@ -64,7 +64,7 @@ var tags = { 'azd-env-name': environmentName }
 var deploymentContainerName = 'app-package'
 var staticWebAppUrl = 'https://${staticWebApp.outputs.defaultHostname}'
 
-resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: '${abbreviations.resourceGroup}${environmentName}'
   location: location
   tags: tags
@@ -72,7 +72,7 @@ resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
 
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
-  scope: resourceGroup
+  scope: rg
   params: {
     location: location
     tags: tags
@@ -83,7 +83,7 @@ module monitoring 'modules/monitoring.bicep' = {
 
 module storage 'modules/storage.bicep' = {
   name: 'storage'
-  scope: resourceGroup
+  scope: rg
   params: {
     location: location
     tags: tags
@@ -95,7 +95,7 @@ module storage 'modules/storage.bicep' = {
 
 module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
-  scope: resourceGroup
+  scope: rg
   params: {
     location: location
     tags: tags
@@ -107,7 +107,7 @@ module keyVault 'modules/keyvault.bicep' = {
 
 module staticWebApp 'modules/staticwebapp.bicep' = {
   name: 'staticwebapp'
-  scope: resourceGroup
+  scope: rg
   params: {
     location: staticWebAppLocation
     tags: tags
@@ -121,7 +121,7 @@ module staticWebApp 'modules/staticwebapp.bicep' = {
 // Function App itself accepts HTTP only from the Static Web App.
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
-  scope: resourceGroup
+  scope: rg
   params: {
     location: location
     tags: tags
@@ -146,7 +146,7 @@ module functionApp 'modules/functionapp.bicep' = {
 
 module roles 'modules/roles.bicep' = {
   name: 'roles'
-  scope: resourceGroup
+  scope: rg
   params: {
     principalId: functionApp.outputs.principalId
     storageAccountName: storage.outputs.name
@@ -158,7 +158,7 @@ module roles 'modules/roles.bicep' = {
 
 module backendLink 'modules/backend-link.bicep' = {
   name: 'backend-link'
-  scope: resourceGroup
+  scope: rg
   params: {
     staticWebAppName: staticWebApp.outputs.name
     functionAppName: functionApp.outputs.name
@@ -168,7 +168,7 @@ module backendLink 'modules/backend-link.bicep' = {
 
 module eventGrid 'modules/eventgrid.bicep' = {
   name: 'eventgrid'
-  scope: resourceGroup
+  scope: rg
   params: {
     location: location
     tags: tags
@@ -180,7 +180,7 @@ module eventGrid 'modules/eventgrid.bicep' = {
 // azd stores these in the environment (.azure/<env>/.env); the hooks and docs use them.
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
-output AZURE_RESOURCE_GROUP string = resourceGroup.name
+output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_STATIC_WEB_APP_NAME string = staticWebApp.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name

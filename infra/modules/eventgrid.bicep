@@ -17,7 +17,7 @@ param name string
 @description('Resource id of the Storage account whose events the topic publishes.')
 param storageAccountId string
 
-resource topic 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' = {
+resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   name: name
   location: location
   tags: tags
