@@ -35,6 +35,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,10 @@ REJECTED_IN_RECORD = 200
 # Table Storage holds at most 32K characters in one string property; the rejected list is
 # split over a few of them. https://learn.microsoft.com/rest/api/storageservices/understanding-the-table-service-data-model#property-types
 _PROPERTY_CHARACTERS = 30_000
-# Rows decided but not yet written out to the report: flushed with each transaction.
-_WINDOW_ROWS = 1000
+# Rows decided but not yet written out to the report: flushed with each round of transactions.
+_WINDOW_ROWS = 2000
+# Entity-group transactions in flight at once.
+PARALLEL_TRANSACTIONS = 4
 TEMPLATE_PATH = Path(__file__).with_name("csvTemplate.csv")
 REPORT_COLUMNS = ("line", "email", "roomID", "outcome", "reason")
 EXPORT_COLUMNS = ("email", "roomID", "status", "space_name", "display_name", "status_reason")
@@ -299,7 +302,7 @@ class CalendarImports:
                             report=text, writer=writer)
             for row in read_rows(self._chunks(blob, properties.etag)):
                 self._decide(run, row)
-                if len(run.window) >= _WINDOW_ROWS or run.pending >= MAX_BATCH_SIZE:
+                if len(run.window) >= _WINDOW_ROWS or run.pending >= MAX_BATCH_SIZE * PARALLEL_TRANSACTIONS:
                     self._flush(run)
             self._flush(run)
             text.flush()
@@ -531,13 +534,23 @@ class CalendarImports:
     def _flush(self, run: ImportRun) -> None:
         """Create the pending calendars in transactions, then write the window's rows to the report."""
         pending = [result for result in run.window if result.pending is not None]
-        if pending:
+        chunks = [pending[start:start + MAX_BATCH_SIZE] for start in range(0, len(pending), MAX_BATCH_SIZE)]
+
+        def submit(chunk: list[RowResult]) -> None:
             try:
-                self.calendars.table.submit_in_batches(("create", r.pending.to_entity()) for r in pending)
+                self.calendars.table.submit_in_batches(("create", r.pending.to_entity()) for r in chunk)
             except Conflict:
                 # One of them was added by someone else meanwhile: the transaction applied nothing.
-                for result in pending:
+                for result in chunk:
                     self._add_one(run, result)
+
+        # Transactions are independent (distinct rows, each atomic), so a few go at once; the
+        # window's report rows are written only after all of them, in line order.
+        if len(chunks) > 1:
+            with ThreadPoolExecutor(max_workers=PARALLEL_TRANSACTIONS) as pool:
+                list(pool.map(submit, chunks))
+        elif chunks:
+            submit(chunks[0])
         for result in run.window:
             outcome = result.outcome
             if outcome == "rejected":
