@@ -1,0 +1,1 @@
+"""Benchmarks run by `make bench` (`python -m bench`): figures as ratios measured in one run; nothing asserted."""

@@ -1,0 +1,53 @@
+"""One CSV import in a process of its own, reporting the process's peak resident memory.
+
+`python -m bench.memory_probe CONNECTION_STRING CONTAINER BLOB_NAME` runs
+`CalendarImports.process_blob` (the blob trigger's work) on one blob and prints one JSON
+line: `{"rows", "added", "peak_rss_bytes", "rss_before_bytes"}`. A fresh process, so the
+peak belongs to this import alone (devhost's own peak would include everything it served
+before). The blob lives in a container devhost does not watch, so the trigger does not
+import it at the same time. It never writes anything but what the import itself writes.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+
+from shared.accounts import AccountRepository
+from shared.audit import AuditLog
+from shared.calendars import CalendarRepository
+from shared.csv_import import CalendarImports
+from shared.spaces import SpaceDirectory
+from shared.storage import REPORTS_CONTAINER, StorageAccount
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    connection, container, blob_name = (argv if argv is not None else sys.argv[1:])[:3]
+    storage = StorageAccount.from_connection_string(connection)
+    imports = CalendarImports(
+        blobs=storage.blobs, uploads_container=container, reports_container=REPORTS_CONTAINER,
+        imports=storage.table("Imports"), calendars=CalendarRepository(storage.table("Calendars")),
+        accounts=AccountRepository(storage.table("Accounts")),
+        spaces=SpaceDirectory(storage.table("Spaces"), storage.table("SpaceIndex")),
+        audit=AuditLog(storage.table("Audit")), queue_for_connection=lambda account_id, actor: None)
+    before = _rss_bytes()
+    record = imports.process_blob(blob_name)
+    # Linux reports ru_maxrss in KiB.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    counts = record.get("counts") or {}
+    print(json.dumps({"rows": counts.get("rows"), "added": counts.get("added"), "status": record.get("status"),
+                      "peak_rss_bytes": peak, "rss_before_bytes": before}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

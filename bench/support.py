@@ -1,0 +1,172 @@
+"""What every benchmark figure shares: the running system, a signed-in admin, sim tenants, seeding, timing.
+
+Owns the bench's plumbing around one `devhost.stack.Stack`: an administrator session through
+devhost's Easy Auth emulation, verified accounts taken through the product's real consent flow
+against m365sim, Calendars rows seeded straight into the table (10,000 rows through the API
+would measure the API, not the figure), firing a function through devhost's admin API, and
+percentiles. It never asserts a timing and never changes product code or settings.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from devhost.stack import Stack
+from shared.calendars import Calendar
+from shared.models import CalendarStatus, iso, utc_now
+from shared.storage import StorageAccount, Table
+
+ADMIN_USER = "bench.admin@contoso.onmicrosoft.com"
+
+
+class BenchError(RuntimeError):
+    """A figure could not be measured; the message says what went wrong."""
+
+
+class ApiSession(requests.Session):
+    """A session bound to devhost's base URL: `session.get("/api/health")` works."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+        self.trust_env = False
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if isinstance(url, str) and url.startswith("/"):
+            url = self.base_url + url
+        kwargs.setdefault("timeout", 120)
+        return super().request(method, url, *args, **kwargs)
+
+
+def admin_session(stack: Stack) -> ApiSession:
+    """Signed in as an administrator the way the browser is (devhost's dev sign-in)."""
+    session = ApiSession(stack.base_url)
+    response = session.post("/.auth/login/dev", data={"user": ADMIN_USER, "roles": "administrator"},
+                            allow_redirects=False)
+    if response.status_code != 302:
+        raise BenchError(f"dev sign-in answered {response.status_code}: {response.text[:200]}")
+    session.headers["X-Requested-With"] = "XMLHttpRequest"
+    return session
+
+
+@dataclass
+class Bench:
+    """The running system and the clients a figure uses."""
+
+    stack: Stack
+    admin: ApiSession
+    storage: StorageAccount
+    sim: requests.Session = field(default_factory=requests.Session)
+
+    @classmethod
+    def on(cls, stack: Stack) -> Bench:
+        sim = requests.Session()
+        sim.trust_env = False
+        sim.verify = stack.ca_bundle or True
+        return cls(stack=stack, admin=admin_session(stack),
+                   storage=StorageAccount.from_connection_string(stack.storage_connection_string), sim=sim)
+
+    # --- m365sim ---
+
+    def sim_call(self, method: str, path: str, **kwargs: Any) -> Any:
+        if not self.stack.sim_url:
+            raise BenchError("m365sim is not running")
+        response = self.sim.request(method, self.stack.sim_url + path, timeout=300, **kwargs)
+        if response.status_code >= 400:
+            raise BenchError(f"m365sim {method} {path} answered {response.status_code}: {response.text[:300]}")
+        return response.json() if response.content else None
+
+    def new_tenant(self, rooms: int, **options: Any) -> dict[str, Any]:
+        return self.sim_call("POST", "/_sim/tenants", json={"rooms": rooms, **options})
+
+    def set_knobs(self, tenant_id: str, **knobs: Any) -> None:
+        self.sim_call("PATCH", f"/_sim/tenants/{tenant_id}/knobs", json=knobs)
+
+    def sim_requests(self, tenant_id: str, since: int = 0) -> list[dict[str, Any]]:
+        return self.sim_call("GET", "/_sim/requests", params={"tenant": tenant_id, "since": str(since)})["value"]
+
+    # --- the product ---
+
+    def verified_account(self, rooms: int) -> dict[str, Any]:
+        """A fresh sim tenant with `rooms` rooms, added as an account and taken through admin
+        consent (the sim's consent page, then the product's callback): Account Verified."""
+        tenant = self.new_tenant(rooms)
+        added = self.admin.post("/api/accounts", json={"tenant_id": tenant["domain"]})
+        if added.status_code != 201:
+            raise BenchError(f"adding the account answered {added.status_code}: {added.text[:300]}")
+        consent_url = added.json()["consent_url"]
+        query = {key: values[0] for key, values in parse_qs(urlsplit(consent_url).query).items()}
+        answered = self.sim.post(consent_url, data={**query, "username": tenant["admin"], "decision": "accept"},
+                                 allow_redirects=False, timeout=60)
+        if answered.status_code != 302:
+            raise BenchError(f"the sim's consent page answered {answered.status_code}: {answered.text[:300]}")
+        callback = self.admin.get(answered.headers["Location"], allow_redirects=False)
+        outcome = parse_qs(urlsplit(callback.headers.get("Location", "")).query).get("consent", ["?"])[0]
+        if outcome != "verified":
+            raise BenchError(f"consent ended with {outcome!r}, not verified")
+        return {"account_id": added.json()["account"]["id"], "tenant_id": tenant["id"], "domain": tenant["domain"],
+                "rooms": [room if isinstance(room, str) else room.get("email") or room.get("emailAddress")
+                          for room in tenant.get("rooms") or []]}
+
+    def fire(self, function_name: str, timeout: float = 1800) -> dict[str, Any]:
+        """Run a timer function now through devhost's admin API and wait for its outcome."""
+        response = requests.post(f"{self.stack.base_url}/admin/functions/{function_name}", params={"wait": "true"},
+                                 json={"input": ""}, timeout=timeout)
+        if response.status_code != 200:
+            raise BenchError(f"firing {function_name} answered {response.status_code}: {response.text[:300]}")
+        return response.json()
+
+    @property
+    def calendars(self) -> Table:
+        return self.storage.table("Calendars")
+
+    def seed_calendars(self, account_id: str, emails: Iterable[str],
+                       status: CalendarStatus = CalendarStatus.QUEUED) -> int:
+        """Calendars rows written straight to the table in entity-group transactions."""
+        now = iso(utc_now())
+        reason = "waiting for the next connector run" if status is CalendarStatus.QUEUED else None
+        return self.calendars.submit_in_batches(
+            ("upsert", Calendar(account_id=account_id, email=email, status=status, status_reason=reason,
+                                added_at=now, added_by="bench", updated_at=now).to_entity())
+            for email in emails)
+
+    def status_counts(self, account_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for entity in self.calendars.query_all("PartitionKey eq @account", parameters={"account": account_id},
+                                               select=["status"]):
+            status = entity.get("status") or "added"
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+
+def timed(work: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = work()
+    return time.perf_counter() - started, result
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile (share in 0..1)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "a condition") -> Any:
+    """Poll until `predicate` returns something truthy; BenchError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise BenchError(f"{what} was not reached within {timeout:.0f}s")
+        time.sleep(interval)
