@@ -115,20 +115,30 @@ def main(argv: list[str] | None = None) -> int:
 
         baseline_seconds, _ = timed(row_at_a_time)
 
-        peaks = {}
+        report_rates(size, import_seconds, baseline_rows, baseline_seconds)
         for rows in sorted({max(1, size // 5), size}):
             blob = drop(rows)
             tracemalloc.start()
-            imports.process_blob(blob)
-            peaks[rows] = tracemalloc.get_traced_memory()[1]
+            try:
+                imports.process_blob(blob)
+            except Exception as error:  # noqa: BLE001 - Azurite under load may drop a connection
+                # What the trigger's retry does: run the same blob again; it resumes (see csv_import).
+                print(f"  (the traced run at {rows:,} rows failed: {type(error).__name__}; retried)")
+                imports.process_blob(blob)
+            peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
+            print(f"  peak Python memory of the import at {rows:>7,} rows: {peak / 1024 / 1024:6.1f} MiB "
+                  f"({peak / rows:.0f} bytes/row)", flush=True)
     finally:
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+    return 0
 
+
+def report_rates(size: int, import_seconds: float, baseline_rows: int, baseline_seconds: float) -> None:
     import_rate = size / import_seconds
     baseline_rate = baseline_rows / baseline_seconds
     file_mib = len(csv_bytes(size)) / 1024 / 1024
@@ -138,11 +148,7 @@ def main(argv: list[str] | None = None) -> int:
           "(2 streamed passes, entity-group transactions of 100, report written)")
     print(f"  row-at-a-time upserts : {baseline_rows:>7,} rows in {baseline_seconds:7.2f} s = "
           f"{baseline_rate:9,.0f} rows/s")
-    print(f"  ratio                 : {import_rate / baseline_rate:.1f}x row-at-a-time")
-    for rows, peak in peaks.items():
-        print(f"  peak Python memory of the import at {rows:>7,} rows: {peak / 1024 / 1024:6.1f} MiB "
-              f"({peak / rows:.0f} bytes/row)")
-    return 0
+    print(f"  ratio                 : {import_rate / baseline_rate:.1f}x row-at-a-time", flush=True)
 
 
 if __name__ == "__main__":
