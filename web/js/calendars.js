@@ -159,7 +159,7 @@ export async function renderCalendars(main, accountId, context) {
   const searchInput = h('input', { id: searchId, type: 'search', autocomplete: 'off', spellcheck: 'false',
     placeholder: 'Email starts with…' });
   const sizeSelect = h('select', { id: sizeId }, PAGE_SIZES.map((size) => h('option', { value: String(size), selected: size === state.pageSize }, String(size))));
-  const tableArea = h('div', { class: 'table-area', 'aria-live': 'off' });
+  const tableArea = h('div', { class: 'table-area', 'aria-live': 'off', 'aria-busy': 'true' });
   const pageInfo = h('p', { class: 'page-info', 'aria-live': 'polite' });
   const prevButton = h('button', { type: 'button', class: 'button', disabled: true }, 'Previous page');
   const nextButton = h('button', { type: 'button', class: 'button', disabled: true }, 'Next page');
@@ -299,6 +299,10 @@ export async function renderCalendars(main, accountId, context) {
     if (state.disposed) return;
     window.clearTimeout(state.pollTimer);
     state.loading = true;
+    // Only the latest request may render: a slow answer to an older filter must not win.
+    state.sequence = (state.sequence || 0) + 1;
+    const sequence = state.sequence;
+    if (!fromPoll) tableArea.setAttribute('aria-busy', 'true');
     try {
       const data = await api('GET', `${base}/calendars`, {
         query: {
@@ -306,7 +310,7 @@ export async function renderCalendars(main, accountId, context) {
           continuation_token: state.tokens[state.page],
         },
       });
-      if (state.disposed) return;
+      if (state.disposed || sequence !== state.sequence) return;
       const items = Array.isArray(data.items) ? data.items : [];
       state.nextToken = data.continuation_token || null;
       state.counts = data.counts || null;
@@ -322,11 +326,15 @@ export async function renderCalendars(main, accountId, context) {
       prevButton.disabled = state.page === 0;
       nextButton.disabled = !state.nextToken;
     } catch (error) {
-      if (state.disposed) return;
+      if (state.disposed || sequence !== state.sequence) return;
       tableArea.replaceChildren(h('p', { class: 'error-text', role: 'alert' }, `The calendars could not be loaded: ${error.message}`));
     } finally {
-      state.loading = false;
+      if (sequence === state.sequence) {
+        state.loading = false;
+        tableArea.setAttribute('aria-busy', 'false');
+      }
     }
+    if (sequence !== state.sequence) return;
     loadConnectorStatus();
     schedulePoll();
   };

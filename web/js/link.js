@@ -120,7 +120,7 @@ export function openLinkDialog(accountId, calendar, onLinked) {
         try {
           const buildings = itemsOf(await api('GET', '/api/buildings'));
           buildingSelect.replaceChildren(h('option', { value: '' }, buildings.length ? 'Choose a building' : 'No buildings yet'),
-            buildings.map((b) => h('option', { value: b.id || b.building_id }, b.name || b.building_name || b.id)));
+            ...buildings.map((b) => h('option', { value: b.id || b.building_id }, b.name || b.building_name || b.id)));
         } catch (error) {
           buildingSelect.replaceChildren(h('option', { value: '' }, 'Buildings could not be loaded'));
           browseResults.replaceChildren(h('p', { class: 'error-text' }, error.message));
@@ -138,7 +138,7 @@ export function openLinkDialog(accountId, calendar, onLinked) {
         try {
           const floors = itemsOf(await api('GET', `/api/buildings/${seg(building)}/floors`));
           floorSelect.replaceChildren(h('option', { value: '' }, floors.length ? 'Choose a floor' : 'No floors'),
-            floors.map((f) => {
+            ...floors.map((f) => {
               const floor = typeof f === 'object' && f !== null ? f.floor : f;
               const count = typeof f === 'object' && f !== null && typeof f.space_count === 'number'
                 ? ` (${f.space_count} spaces)` : '';

@@ -180,13 +180,14 @@ export function optionsPanel(accountId, { onChanged, setImporting, isDisposed })
         suggestion = h('div', { class: 'check' }, approve,
           h('label', { for: approveId }, `Link to ${spaceLabel(room.suggested_space)}${confidence}`));
       }
-      choices.push({ room, pick, approve });
+      const emailCell = h('td', { 'data-label': 'Email' }, room.email, room.added ? h('span', { class: 'sub' }, 'Already added') : null);
+      choices.push({ room, pick, approve, emailCell });
       const where = [room.building, room.floor !== null && room.floor !== undefined && room.floor !== '' ? floorLabel(room.floor) : null]
         .filter(Boolean).join(', ');
       return h('tr', {},
         h('td', { 'data-label': 'Add' }, h('div', { class: 'check' }, pick,
           h('label', { for: pickId }, h('span', { class: 'visually-hidden' }, 'Add '), name))),
-        h('td', { 'data-label': 'Email' }, room.email, room.added ? h('span', { class: 'sub' }, 'Already added') : null),
+        emailCell,
         h('td', { 'data-label': 'Where' }, where || '—', room.capacity ? h('span', { class: 'sub' }, `${room.capacity} seats`) : null),
         h('td', { 'data-label': 'Suggested space' }, suggestion));
     });
@@ -216,6 +217,7 @@ export function optionsPanel(accountId, { onChanged, setImporting, isDisposed })
             c.pick.checked = false;
             c.pick.disabled = true;
             if (c.approve) c.approve.disabled = true;
+            c.emailCell.append(h('span', { class: 'sub' }, 'Already added'));
           }
         }
         onChanged();
