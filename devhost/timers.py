@@ -20,7 +20,7 @@ import azure.functions as func
 
 from devhost.functions import FunctionSpec, Invoker, Outcome, StartupError
 from devhost.hoststorage import HostStorage
-from devhost.ncrontab import Schedule, ScheduleError
+from shared.ncrontab import Schedule, ScheduleError
 
 log = logging.getLogger("devhost.timers")
 

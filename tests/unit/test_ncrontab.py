@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from devhost.ncrontab import Schedule, ScheduleError
+from shared.ncrontab import Schedule, ScheduleError
 
 
 def at(*parts: int) -> datetime:
