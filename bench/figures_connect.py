@@ -36,7 +36,8 @@ REQUESTS_PER_ROOM = 4
 ROOMS_PER_BATCH = 6
 CONNECT_FIGURES = ["connect vs one request at a time", "connect vs subscription-write limit",
                    "connect, several tenants vs one"]
-THROTTLING_FIGURES = ["throttled: calendars connected", "throttled: sent before Retry-After",
+CLOCK_TOLERANCE = 0.02
+THROTTLING_FIGURES = ["throttled: calendars connected", "throttled: retried before Retry-After",
                       "throttled: requests vs minimum"]
 
 
@@ -137,18 +138,33 @@ def bench_cores() -> int:
     return os.cpu_count() or 1
 
 
-def _violations(log: list[dict[str, Any]]) -> int:
-    """Requests sent again to a resource that was answered 429 before its Retry-After had passed."""
-    blocked: dict[tuple[str, str], float] = {}
-    early = 0
-    tolerance = 0.05  # the log stamps arrival; clocks are the same CLOCK_MONOTONIC
+def _early_requests(log: list[dict[str, Any]]) -> tuple[int, int]:
+    """(retries sent before their Retry-After, requests to the tenant arriving inside a Retry-After window).
+
+    From the log's arrival stamps (CLOCK_MONOTONIC, shared with this machine). The first is the
+    rule Graph states: the same resource (method and path) again before the Retry-After it was
+    given. POST /subscriptions has one path for every room, so its retries are told apart only by
+    the second number, which counts every stand-alone request to the tenant that arrived after a
+    stand-alone 429 and before its Retry-After: it includes requests already on their way when
+    the 429 was answered (other threads' sends, spread over ~100 ms by a busy 2-core machine), so
+    it is context, not a violation count. A 429 inside a `$batch` reaches the client only with the
+    whole batch, so it is held to the first rule only."""
+    resource_until: dict[tuple[str, str], float] = {}
+    tenant_until = 0.0
+    retried_early = in_window = 0
     for entry in sorted(log, key=lambda e: e["seq"]):
         key = (entry["method"], entry["path"].lower())
-        if key in blocked and entry["monotonic"] < blocked[key] - tolerance:
-            early += 1
+        arrived = entry["monotonic"]
+        if key != ("POST", "/v1.0/subscriptions") and arrived < resource_until.get(key, 0.0) - CLOCK_TOLERANCE:
+            retried_early += 1
+        if entry["kind"] == "graph" and arrived < tenant_until - CLOCK_TOLERANCE:
+            in_window += 1
         if entry.get("status") == 429:
-            blocked[key] = max(blocked.get(key, 0.0), entry["monotonic"] + float(entry.get("retry_after") or 0))
-    return early
+            until = arrived + float(entry.get("retry_after") or 0)
+            resource_until[key] = max(resource_until.get(key, 0.0), until)
+            if entry["kind"] == "graph":
+                tenant_until = max(tenant_until, until)
+    return retried_early, in_window
 
 
 def connect_throttled(bench: Bench, calendars: int) -> list[Figure]:
@@ -157,15 +173,17 @@ def connect_throttled(bench: Bench, calendars: int) -> list[Figure]:
     log = [e for e in bench.sim_requests(account["tenant_id"]) if e.get("kind") in ("graph", "graph-batch-item")]
     _retire(bench, [account])
     throttled = sum(1 for e in log if e.get("status") == 429)
+    retried_early, in_window = _early_requests(log)
     listings = sum(1 for e in log if e["method"] == "GET" and e["path"].lower().endswith("/subscriptions"))
     minimum = REQUESTS_PER_ROOM * calendars + math.ceil(calendars / ROOMS_PER_BATCH) + 1
     return [
         Figure("throttled: calendars connected", connected, "rooms", calendars, "rooms", ratio(connected, calendars),
                "= 1.00x", note=f"{calendars:,} queued, m365sim answering 10% of Graph requests 429 + Retry-After: 1 s; "
                                f"{seconds:.0f} s, {runs} timer runs"),
-        Figure("throttled: sent before Retry-After", _violations(log), "requests", throttled, "429s", None, "0",
-               note="from m365sim's request log: a request to a resource answered 429 that arrived again before "
-                    "the Retry-After had passed"),
+        Figure("throttled: retried before Retry-After", retried_early, "requests", throttled, "429s", None, "0",
+               note="from m365sim's request log: the same resource (method + path) requested again before the "
+                    f"Retry-After it was answered with; {in_window} stand-alone requests arrived inside some "
+                    "Retry-After window of the tenant (incl. ones in flight when the 429 was answered)"),
         Figure("throttled: requests vs minimum", len(log), "requests", minimum, "requests", ratio(len(log), minimum),
                "<= 1.2x",
                note=f"minimum: {REQUESTS_PER_ROOM} per room (3 reads in a $batch + 1 subscription), a $batch "
