@@ -200,6 +200,27 @@ class CalendarRepository:
                                                           parameters={"account": account_id}, select=["RowKey"])}
 
 
+def claim_space(spaces: SpaceDirectory, calendars: CalendarRepository, space: Space, account_id: str,
+                email: str) -> Space:
+    """Claim the space for the calendar. A claim left by a crash — its holder does not point
+    back, and it is older than any link in progress could be — is repaired once; a fresh
+    one is never taken over, so two links cannot both win."""
+    try:
+        return spaces.claim(space.space_id, account_id, email)
+    except SpaceTaken as taken:
+        if (taken.holder_account_id, taken.holder_email) == (account_id, email):
+            raise
+        holder = calendars.find(taken.holder_account_id, taken.holder_email)
+        if holder is not None and holder.space_id == space.space_id:
+            raise
+        claimed_at = parse_iso(taken.space.linked_at)
+        if claimed_at is None or utc_now() - claimed_at < STALE_CLAIM_AGE:
+            raise
+        log.warning("repairing a stale claim of space %s by %s", space.space_id, taken.holder_email)
+        spaces.release(space.space_id, taken.holder_account_id, taken.holder_email)
+        return spaces.claim(space.space_id, account_id, email)
+
+
 SubscriptionRemover = Callable[[Calendar], None]
 
 
@@ -354,20 +375,7 @@ class CalendarService:
         return self.spaces.resolve(space_ref.strip())
 
     def _claim(self, space: Space, account_id: str, email: str) -> Space:
-        """Claim the space; a claim left by a crash (its holder does not point back, and the
-        claim is older than any link in progress could be) is repaired once."""
-        try:
-            return self.spaces.claim(space.space_id, account_id, email)
-        except SpaceTaken as taken:
-            holder = self.calendars.find(taken.holder_account_id, taken.holder_email)
-            if holder is not None and holder.space_id == space.space_id:
-                raise
-            claimed_at = parse_iso(taken.space.linked_at)
-            if claimed_at is None or utc_now() - claimed_at < STALE_CLAIM_AGE:
-                raise  # a link may be in progress right now: never take it over
-            log.warning("repairing a stale claim of space %s by %s", space.space_id, taken.holder_email)
-            self.spaces.release(space.space_id, taken.holder_account_id, taken.holder_email)
-            return self.spaces.claim(space.space_id, account_id, email)
+        return claim_space(self.spaces, self.calendars, space, account_id, email)
 
     def link(self, account_id: str, email: str, space_ref: Any, actor: str) -> dict[str, Any]:
         self.accounts.get(account_id)
