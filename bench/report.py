@@ -52,6 +52,8 @@ def ratio(measured: float | None, baseline: float | None) -> float | None:
 def _number(value: float | None, unit: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
+    if isinstance(value, int):
+        return f"{value:,} {unit}".strip()
     text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
     return f"{text} {unit}".strip()
 
