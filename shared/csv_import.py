@@ -47,7 +47,7 @@ from azure.storage.blob import BlobClient, BlobServiceClient, ContentSettings
 
 from shared.accounts import AccountRepository
 from shared.audit import AuditLog
-from shared.calendars import Calendar, CalendarRepository, normalise_email
+from shared.calendars import Calendar, CalendarRepository, claim_space, normalise_email
 from shared.csv_dialect import FieldTooLong, NotACsv, check_not_binary, protect, read_rows
 from shared.errors import ConcurrencyConflict, Conflict, Invalid, NotFound, TooLarge
 from shared.models import AccountStatus, iso, utc_now
@@ -471,18 +471,7 @@ class CalendarImports:
         result.outcome = "added" if email not in run.known else "updated"
 
     def _claim(self, run: ImportRun, space: Space, email: str) -> Space:
-        """Claim the space; a claim left by a crash (its holder does not point back) is repaired once."""
-        try:
-            return self.spaces.claim(space.space_id, run.account_id, email)
-        except SpaceTaken as taken:
-            holder = self.calendars.find(taken.holder_account_id, taken.holder_email)
-            if holder is not None and holder.space_id == space.space_id:
-                raise
-            if (taken.holder_account_id, taken.holder_email) == (run.account_id, email):
-                raise
-            log.warning("repairing a stale claim of space %s by %s", space.space_id, taken.holder_email)
-            self.spaces.release(space.space_id, taken.holder_account_id, taken.holder_email)
-            return self.spaces.claim(space.space_id, run.account_id, email)
+        return claim_space(self.spaces, self.calendars, space, run.account_id, email)
 
     def _prepare_add(self, run: ImportRun, space: Space | None, email: str, result: RowResult) -> None:
         claimed = None

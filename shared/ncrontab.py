@@ -70,6 +70,7 @@ class Schedule:
     weekdays: frozenset[int]
     days_restricted: bool
     weekdays_restricted: bool
+    expression: str = ""
 
     @classmethod
     def parse(cls, expression: str) -> Schedule:
@@ -77,7 +78,8 @@ class Schedule:
         if len(parts) != 6:
             raise ScheduleError(f"{expression!r} has {len(parts)} fields; NCRONTAB needs six, seconds first")
         fields = [_field(text, *spec) for text, spec in zip(parts, _FIELDS, strict=True)]
-        return cls(*fields, days_restricted=parts[3] != "*", weekdays_restricted=parts[5] != "*")
+        return cls(*fields, days_restricted=parts[3] != "*", weekdays_restricted=parts[5] != "*",
+                   expression=" ".join(parts))
 
     def _day_matches(self, moment: datetime) -> bool:
         weekday = (moment.weekday() + 1) % 7  # Python: Monday=0; cron: Sunday=0
