@@ -65,7 +65,7 @@ class CsvRow:
 
     line: int
     email: str
-    room: str
+    room: str | None  # None when the file has no room column
     problem: str | None = None
 
 
@@ -207,7 +207,10 @@ def read_rows(chunks: Iterable[bytes]) -> Iterator[CsvRow]:
             if any(cell.strip() for cell in cells[len(header):]):
                 problem = f"the row has {len(cells)} cells but the header has {len(header)} columns"
             email = unprotect(cells[email_index]) if email_index < len(cells) else ""
-            room = unprotect(cells[room_index]) if room_index is not None and room_index < len(cells) else ""
+            if room_index is None:
+                room = None  # no room column: the file says nothing about links
+            else:
+                room = unprotect(cells[room_index]) if room_index < len(cells) else ""
             yield CsvRow(line=line, email=email, room=room, problem=problem)
     except csv.Error as error:
         raise NotACsv(f"line {skipped + reader.line_num}: the file is not a well-formed CSV ({error})") from None

@@ -414,7 +414,7 @@ class CalendarImports:
 
     def _decide(self, run: ImportRun, row: Any) -> None:
         run.counts["rows"] += 1
-        result = RowResult(line=row.line, email=row.email, room=row.room, outcome="rejected")
+        result = RowResult(line=row.line, email=row.email, room=row.room or "", outcome="rejected")
         run.window.append(result)
         if row.problem:
             result.reason = row.problem
@@ -451,7 +451,9 @@ class CalendarImports:
                 result.reason = f"space {space.label} is given to {holder[0]} on line {holder[1]} of this file"
                 return
         target = space.space_id if space else ""
-        if known is not None and known.space_id == target:
+        if known is not None and (row.room is None or known.space_id == target):
+            # A file without a room column (a list of emails) never unlinks existing calendars;
+            # a blank cell in the room column does, so export, edit and re-upload round-trips.
             result.outcome = "unchanged"
         elif run.validate_only:
             self._check_claimable(run, space, email, result)

@@ -204,6 +204,16 @@ def test_an_existing_calendar_gets_its_link_updated_and_the_old_space_freed(admi
     assert linked(admin, spaces[2])["email"] == same
 
 
+def test_a_file_of_emails_only_adds_without_unlinking_anything(admin, account, spaces) -> None:
+    existing, new = emails(2)
+    assert admin.post(f"/api/accounts/{account['account_id']}/calendars",
+                      json={"email": existing, "space_id": spaces[0]["id"]}).status_code == 201
+    record = finished(admin, account, upload(admin, account, f"Email\n{existing}\n{new}\n".encode()))
+    assert record["counts"] == {"rows": 2, "added": 1, "updated": 0, "unchanged": 1, "rejected": 0}, record
+    assert calendar(admin, account, existing)["space"]["id"] == spaces[0]["id"]
+    assert linked(admin, spaces[0])["email"] == existing
+
+
 def test_validate_only_checks_every_row_and_changes_nothing(admin, account, spaces) -> None:
     new, bad = emails(2)
     content = f"email,roomID\n{new},{spaces[0]['number']}\n{bad},NOPE\n"
