@@ -188,5 +188,5 @@ def connect_throttled(bench: Bench, calendars: int) -> list[Figure]:
                "<= 1.2x",
                note=f"minimum: {REQUESTS_PER_ROOM} per room (3 reads in a $batch + 1 subscription), a $batch "
                     f"envelope per {ROOMS_PER_BATCH} rooms and one subscription listing; counted: every Graph "
-                    f"request and $batch item in the log ({listings} listings, one per run)"),
+                    f"request and $batch item in the log ({listings} subscription listings, retries included)"),
     ]

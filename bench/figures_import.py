@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from bench.bench_import import csv_bytes, new_account
 from bench.report import Figure, ratio
@@ -23,6 +24,7 @@ from bench.support import Bench, BenchError, poll, timed
 from devhost.stack import ROOT
 from shared.accounts import AccountRepository
 from shared.calendars import Calendar, normalise_email
+from shared.csv_import import PARALLEL_TRANSACTIONS
 from shared.models import iso, utc_now
 from shared.storage.tables import MAX_BATCH_SIZE
 
@@ -69,12 +71,18 @@ def import_throughput(bench: Bench, rows: int, baseline_rows: int) -> list[Figur
     row_rate = baseline_rows / row_seconds
 
     # Baseline 2: Azurite's raw throughput for the same rows as entity-group transactions of 100,
-    # sent back to back from one client: the ceiling for any importer writing through one connection.
+    # with as many in flight as the import keeps: the ceiling for any importer of these rows.
     raw_account = new_account(accounts)
     now = iso(utc_now())
     entities = [Calendar(account_id=raw_account, email=email, added_at=now, added_by="bench").to_entity()
                 for email in _emails(rows)]
-    raw_seconds, _ = timed(lambda: table.submit_in_batches(("create", e) for e in entities))
+    chunks = [entities[start:start + MAX_BATCH_SIZE] for start in range(0, rows, MAX_BATCH_SIZE)]
+
+    def raw_transactions() -> None:
+        with ThreadPoolExecutor(max_workers=PARALLEL_TRANSACTIONS) as pool:
+            list(pool.map(lambda chunk: table.submit_in_batches(("create", e) for e in chunk), chunks))
+
+    raw_seconds, _ = timed(raw_transactions)
     raw_rate = rows / raw_seconds
 
     file_note = f"{rows:,}-row file ({len(content) / 1048576:.1f} MiB), upload to import record completed"
@@ -83,8 +91,9 @@ def import_throughput(bench: Bench, rows: int, baseline_rows: int) -> list[Figur
                ">= 5x", note=f"{file_note}; baseline: {baseline_rows:,} single upserts"),
         Figure("CSV import vs raw Azurite EGT", import_rate, "rows/s", raw_rate, "rows/s",
                ratio(import_rate, raw_rate), ">= 0.80x",
-               note=f"baseline: the same {rows:,} rows as back-to-back transactions of {MAX_BATCH_SIZE}, no "
-                    "parsing, no report (the import reads the blob twice and writes a report)"),
+               note=f"baseline: the same {rows:,} rows as transactions of {MAX_BATCH_SIZE}, {PARALLEL_TRANSACTIONS} in "
+                    "flight like the import's, no parsing, no report (the import reads the blob twice and writes "
+                    "a report)"),
     ]
 
 
