@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,6 +31,7 @@ from shared.storage.tables import MAX_BATCH_SIZE
 log = logging.getLogger("rcc.calendars")
 
 MAX_EMAIL_LENGTH = 254
+COUNTS_REUSE_SECONDS = 10.0
 # A claim on a space whose calendar does not point back is a leftover of a crash only once
 # it is older than any link in progress (claim, then one calendar write) could take.
 STALE_CLAIM_AGE = timedelta(minutes=2)
@@ -241,6 +243,7 @@ class CalendarService:
         self.audit = audit
         self.remove_subscription = remove_subscription
         self.next_run_at = next_run_at
+        self._counts: dict[str, tuple[float, dict[str, int]]] = {}
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -279,10 +282,24 @@ class CalendarService:
         return {
             "items": [Calendar.from_entity(e).to_api() for e in page.items],
             "continuation_token": page.continuation_token,
-            "counts": self.counts(account_id),
+            "counts": self.counts(account_id, reuse=continuation_token is not None),
         }
 
-    def counts(self, account_id: str) -> dict[str, int]:
+    def counts(self, account_id: str, *, reuse: bool = False) -> dict[str, int]:
+        """Calendars per status (and linked) of the account. Counting reads every row of the
+        account, so while paging on (`reuse`) a count a few seconds old serves; the first
+        page always counts afresh, and changes made through this service forget it."""
+        cached = self._counts.get(account_id)
+        if reuse and cached is not None and time.monotonic() - cached[0] < COUNTS_REUSE_SECONDS:
+            return dict(cached[1])
+        counts = self._count(account_id)
+        self._counts[account_id] = (time.monotonic(), counts)
+        return dict(counts)
+
+    def _changed(self, account_id: str) -> None:
+        self._counts.pop(account_id, None)
+
+    def _count(self, account_id: str) -> dict[str, int]:
         counts = {status.value: 0 for status in CalendarStatus}
         linked = 0
         for entity in self.calendars.table.query_all(
@@ -323,6 +340,7 @@ class CalendarService:
             if space:
                 self.spaces.release(space.space_id, account_id, address)
             raise
+        self._changed(account_id)
         self.audit.record(actor, "calendar.add", address, outcome="ok", account=account_id,
                           space=space.number if space else None)
         return calendar.to_api()
@@ -354,6 +372,7 @@ class CalendarService:
         self.calendars.delete(calendar)
         if calendar.space_id:
             self.spaces.release(calendar.space_id, account_id, calendar.email)
+        self._changed(account_id)
         self.audit.record(actor, "calendar.remove", calendar.email, outcome="ok", account=account_id)
         return {"removed": calendar.email, "space_freed": calendar.space_number}
 
@@ -365,6 +384,7 @@ class CalendarService:
             if calendar.space_id:
                 self.spaces.release(calendar.space_id, account_id, calendar.email)
             removed += 1
+        self._changed(account_id)
         return removed
 
     # --- linking ---------------------------------------------------------------------------
@@ -393,6 +413,7 @@ class CalendarService:
             raise ConcurrencyConflict(f"{calendar.email} was changed by someone else meanwhile; try again") from None
         if previous_space_id:
             self.spaces.release(previous_space_id, account_id, calendar.email)
+        self._changed(account_id)
         self.audit.record(actor, "calendar.link", calendar.email, outcome="ok", account=account_id,
                           space=claimed.number)
         return calendar.to_api()
@@ -406,6 +427,7 @@ class CalendarService:
         calendar.link_to(None)
         self.calendars.save(calendar)
         self.spaces.release(space_id, account_id, calendar.email)
+        self._changed(account_id)
         self.audit.record(actor, "calendar.unlink", calendar.email, outcome="ok", account=account_id,
                           space=space_number)
         return calendar.to_api()
@@ -433,6 +455,7 @@ class CalendarService:
                 # Someone changed one of them meanwhile: the batch applied nothing; go one by one.
                 for calendar in chunk:
                     queued += self._queue_one(account_id, calendar.email)
+        self._changed(account_id)
         self.audit.record(actor, "calendars.connect", account_id, outcome="ok", queued=queued)
         return {"queued": queued, "next_run_at": self.next_run_at()}
 
@@ -454,5 +477,6 @@ class CalendarService:
         for calendar in list(self.calendars.all_of(account_id, "status eq 'failed'")):
             if calendar.failure_kind in AUTHORIZATION_FAILURE_KINDS:
                 requeued += self._queue_one(account_id, calendar.email)
+        self._changed(account_id)
         return requeued
 
