@@ -9,10 +9,16 @@ written, released again if that write fails) and never calls Graph.
 Streaming: a blob is read in 1 MiB ranges pinned to the ETag that fired, decoded
 incrementally (`shared.csv_dialect`), and read twice: a first pass checks the whole file
 (what it is, size, rows, cell lengths) so a bad file is refused with nothing applied; the
-second applies it. The report is spooled to a temporary file and uploaded from there.
-What stays in memory grows with the number of rows, not their bytes: one email per row
-(in-file duplicates), one entry per space named, and a small projection of the account's
-existing calendars — all bounded by `MAX_ROWS`.
+second applies it. Pass one also collects the room references, so every space the file names
+is read once before pass two (`SpaceDirectory.resolve_many`), not per row. The report is
+spooled to a temporary file and uploaded from there. What stays in memory grows with the
+number of rows, not their bytes: one email per row (in-file duplicates), one entry per space
+named, and a small projection of the account's existing calendars — all bounded by `MAX_ROWS`.
+
+Writes go 100 rows at a time, a few such chunks in flight: first the chunk's space claims as
+one entity-group transaction of If-Match merges (`SpaceDirectory.claim_many`; a claim that
+loses a race is decided again one by one, a taken space rejects its row), then the chunk's
+new calendars as one transaction. A row's calendar is written only once its space is its own.
 
 Restartable (the blob trigger is at-least-once): the import id comes from the blob's
 path and every calendar this import writes carries `import_marker` = import id + blob
@@ -51,7 +57,7 @@ from shared.calendars import Calendar, CalendarRepository, claim_space, normalis
 from shared.csv_dialect import FieldTooLong, NotACsv, check_not_binary, protect, read_rows
 from shared.errors import ConcurrencyConflict, Conflict, Invalid, NotFound, TooLarge
 from shared.models import AccountStatus, iso, utc_now
-from shared.spaces import Space, SpaceDirectory, SpaceTaken
+from shared.spaces import Space, SpaceDirectory, SpaceTaken, space_not_found
 from shared.storage import Table
 from shared.storage.tables import MAX_BATCH_SIZE
 
@@ -89,6 +95,7 @@ class RowResult:
     outcome: str  # added | updated | unchanged | rejected (+ "would be" in validate-only)
     reason: str = ""
     pending: Calendar | None = None
+    to_claim: Space | None = None  # the space a new calendar links to, claimed just before it is written
     claimed: Space | None = None
 
 
@@ -109,8 +116,10 @@ class ImportRun:
     validate_only: bool
     marker: str
     known: dict[str, Known]
+    spaces: dict[str, Space]
     report: Any
     writer: Any
+    pool: ThreadPoolExecutor
     counts: dict[str, int] = field(default_factory=lambda: {"rows": 0, "added": 0, "updated": 0,
                                                             "unchanged": 0, "rejected": 0})
     rejected: list[dict[str, Any]] = field(default_factory=list)
@@ -285,13 +294,17 @@ class CalendarImports:
         actor = record.get("uploaded_by") or "blob upload"
         try:
             self._usable_account(account_id)
-            self._scan(blob, properties.etag, properties.size)
+            _, references = self._scan(blob, properties.etag, properties.size)
         except (NotACsv, FieldTooLong, TooLarge, Invalid, Conflict) as problem:
             message = problem.message.rstrip(". ") + ". Nothing was imported."
             self._write_error_report(report_name, message)
             return self._finish(record, report_name, error=message)
 
-        with tempfile.SpooledTemporaryFile(max_size=1024 * 1024, mode="w+b") as spool:
+        # Every space the file names, read once (with the ETags the claims are made with).
+        spaces = self.spaces.resolve_many(references)
+        references.clear()
+        with tempfile.SpooledTemporaryFile(max_size=1024 * 1024, mode="w+b") as spool, \
+                ThreadPoolExecutor(max_workers=PARALLEL_TRANSACTIONS, thread_name_prefix="import") as pool:
             text = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)
             text.write("\ufeff")
             writer = csv.writer(text, lineterminator="\r\n")
@@ -299,7 +312,7 @@ class CalendarImports:
             run = ImportRun(account_id=account_id, import_id=import_id, actor=actor, validate_only=validate_only,
                             marker=f"{import_id}@{properties.etag}", known=self._known(account_id, import_id,
                                                                                       properties.etag),
-                            report=text, writer=writer)
+                            spaces=spaces, report=text, writer=writer, pool=pool)
             for row in read_rows(self._chunks(blob, properties.etag)):
                 self._decide(run, row)
                 if len(run.window) >= _WINDOW_ROWS or run.pending >= MAX_BATCH_SIZE * PARALLEL_TRANSACTIONS:
@@ -381,20 +394,25 @@ class CalendarImports:
             if len(chunk) < READ_CHUNK_BYTES:
                 return
 
-    def _scan(self, blob: BlobClient, etag: str, size: int) -> int:
-        """Pass one: the whole file is a CSV within the limits, or one clear error before anything is applied."""
+    def _scan(self, blob: BlobClient, etag: str, size: int) -> tuple[int, set[str]]:
+        """Pass one: the whole file is a CSV within the limits, or one clear error before anything is
+        applied. Returns the row count and the room references the rows make (resolved at once
+        before pass two)."""
         if size > MAX_FILE_BYTES:
             raise TooLarge(_too_large_message(size))
         if size == 0:
             raise NotACsv("the file is empty: it needs the header line email,roomID and a row per calendar")
         rows = 0
-        for _ in read_rows(self._chunks(blob, etag)):
+        references: set[str] = set()
+        for row in read_rows(self._chunks(blob, etag)):
             rows += 1
             if rows > MAX_ROWS:
                 raise TooLarge(f"the file has more than {MAX_ROWS:,} rows; split it into smaller files.")
+            if row.room and not row.problem:
+                references.add(row.room)
         if rows == 0:
             raise NotACsv("the file has a header but no rows: add a row per calendar")
-        return rows
+        return rows, references
 
     def _known(self, account_id: str, import_id: str, etag: str) -> dict[str, Known]:
         marker = f"{import_id}@{etag}"
@@ -441,10 +459,9 @@ class CalendarImports:
             return
         space: Space | None = None
         if row.room:
-            try:
-                space = self.spaces.resolve(row.room)
-            except (NotFound, Invalid) as error:
-                result.reason = error.message
+            space = run.spaces.get(row.room)
+            if space is None:
+                result.reason = space_not_found(row.room).message
                 return
             holder = run.space_holders.get(space.space_id)
             if holder is not None and holder[0] != email:
@@ -476,19 +493,12 @@ class CalendarImports:
         return claim_space(self.spaces, self.calendars, space, run.account_id, email)
 
     def _prepare_add(self, run: ImportRun, space: Space | None, email: str, result: RowResult) -> None:
-        claimed = None
-        if space is not None:
-            try:
-                claimed = self._claim(run, space, email)
-            except (SpaceTaken, ConcurrencyConflict, NotFound) as error:
-                result.reason = error.message
-                return
+        """A new calendar, written in a transaction at the next flush; its space is claimed there first."""
         now = iso(utc_now())
         calendar = Calendar(account_id=run.account_id, email=email, added_at=now, added_by=run.actor,
                             updated_at=now, extra={"import_marker": run.marker, "import_action": "added",
                                                    "import_previous_space_id": ""})
-        calendar.link_to(claimed)
-        result.outcome, result.pending, result.claimed = "added", calendar, claimed
+        result.outcome, result.pending, result.to_claim = "added", calendar, space
         run.pending += 1
 
     def _update_link(self, run: ImportRun, space: Space | None, email: str, result: RowResult) -> None:
@@ -523,11 +533,17 @@ class CalendarImports:
         result.outcome = "updated"
 
     def _flush(self, run: ImportRun) -> None:
-        """Create the pending calendars in transactions, then write the window's rows to the report."""
+        """Claim the spaces of the pending calendars and create the calendars, up to 100 rows at a
+        time (one claims transaction, then one calendars transaction), then write the window's rows
+        to the report."""
         pending = [result for result in run.window if result.pending is not None]
         chunks = [pending[start:start + MAX_BATCH_SIZE] for start in range(0, len(pending), MAX_BATCH_SIZE)]
 
         def submit(chunk: list[RowResult]) -> None:
+            self._claim_spaces(run, chunk)
+            chunk = [result for result in chunk if result.pending is not None]
+            if not chunk:
+                return
             try:
                 self.calendars.table.submit_in_batches(("create", r.pending.to_entity()) for r in chunk)
             except Conflict:
@@ -535,11 +551,10 @@ class CalendarImports:
                 for result in chunk:
                     self._add_one(run, result)
 
-        # Transactions are independent (distinct rows, each atomic), so a few go at once; the
-        # window's report rows are written only after all of them, in line order.
+        # Chunks are independent (distinct rows, distinct spaces, each transaction atomic), so a
+        # few go at once; the window's report rows are written only after all of them, in line order.
         if len(chunks) > 1:
-            with ThreadPoolExecutor(max_workers=PARALLEL_TRANSACTIONS) as pool:
-                list(pool.map(submit, chunks))
+            list(run.pool.map(submit, chunks))
         elif chunks:
             submit(chunks[0])
         for result in run.window:
@@ -556,6 +571,32 @@ class CalendarImports:
                 result.line, result.email, result.room, shown, result.reason)])
         run.window.clear()
         run.pending = 0
+
+    def _claim_spaces(self, run: ImportRun, chunk: list[RowResult]) -> None:
+        """Claim the chunk's spaces before their calendars are written (a crash in between leaves
+        claims that point at this import's rows: the retry finds them already its own). A row whose
+        space is taken is rejected and its calendar not written: a row never half-applies."""
+        linking = [result for result in chunk if result.to_claim is not None]
+        if not linking:
+            return
+        outcomes = self.spaces.claim_many([(result.to_claim, run.account_id, result.email)
+                                           for result in linking])
+        for result, outcome in zip(linking, outcomes, strict=True):
+            assert result.pending is not None and result.to_claim is not None
+            if isinstance(outcome, SpaceTaken):
+                # Maybe a claim left by a crash, whose calendar never pointed back: claim_space repairs
+                # those once they are old enough, and otherwise refuses like claim does.
+                try:
+                    outcome = self._claim(run, result.to_claim, result.email)
+                except (SpaceTaken, ConcurrencyConflict, NotFound) as error:
+                    outcome = error
+            if isinstance(outcome, Space):
+                result.pending.link_to(outcome)
+                result.claimed = outcome
+                continue
+            result.outcome, result.reason, result.pending = "rejected", outcome.message, None
+            if run.space_holders.get(result.to_claim.space_id, ("", 0))[0] == result.email:
+                del run.space_holders[result.to_claim.space_id]
 
     def _add_one(self, run: ImportRun, result: RowResult) -> None:
         assert result.pending is not None

@@ -3,10 +3,11 @@
 Owns the `Spaces` table (PartitionKey = building id, RowKey = space id; what browsing a
 building reads) and the `SpaceIndex` table (one partition `"space"`, RowKey = space id;
 every space's attributes plus its link). The SpaceIndex row is the lock behind
-"one space has at most one calendar": `claim` and `release` change the link only with
-the row's ETag (If-Match), and a lost race is re-read and decided again, never
-overwritten. It never decides anything about calendars themselves (the calendars
-module keeps the calendar's side of the link) and it never unlinks a space on import.
+"one space has at most one calendar": `claim`, `claim_many` (a bulk import's claims, 100
+to an entity-group transaction) and `release` change the link only with the row's ETag
+(If-Match), and a lost race is re-read and decided again, never overwritten. It never
+decides anything about calendars themselves (the calendars module keeps the calendar's
+side of the link) and it never unlinks a space on import.
 
 Import is restartable: it upserts the Spaces rows first and the SpaceIndex rows last,
 in entity-group transactions per partition, and decides "unchanged" by comparing with
@@ -45,10 +46,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from azure.data.tables import UpdateMode
+from azure.core import MatchConditions
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.errors import ConcurrencyConflict, Conflict, Invalid, NotFound, TooLarge
 from shared.models import iso, utc_now
@@ -74,6 +76,8 @@ ROWS_PER_FILTER = 14
 # HTTP connection pool of one storage client (10 connections per host by default).
 PARALLEL_REQUESTS = 8
 CLAIM_ATTEMPTS = 10
+# `resolve_many` resolves up to this many references one by one, more in one pass over SpaceIndex.
+RESOLVE_ONE_BY_ONE = 20
 SUGGESTION_THRESHOLD = 0.4
 
 # Characters Table Storage forbids in PartitionKey and RowKey, beyond control characters.
@@ -290,6 +294,16 @@ class Space:
             "capacity": self.capacity,
             "linked": linked,
         }
+
+
+# The SpaceIndex columns a `Space` is made of (what `resolve_many` reads; not the import stamps).
+_SPACE_COLUMNS = ("building_id", "building_name", "floor", "number", "name", "type", "capacity",
+                  "linked_account_id", "linked_email", "linked_at")
+
+
+def space_not_found(reference: str) -> NotFound:
+    """What `resolve` raises for a number or id that names no space."""
+    return NotFound(f"there is no space with the number or id {reference!r}")
 
 
 class SpaceTaken(Conflict):
@@ -533,7 +547,45 @@ class SpaceDirectory:
                 parameters={"pk": INDEX_PARTITION, "number": text.casefold()},
             ):
                 return Space.from_index(entity)
-        raise NotFound(f"there is no space with the number or id {number_or_id!r}")
+        raise space_not_found(number_or_id)
+
+    def resolve_many(self, references: Iterable[str]) -> dict[str, Space]:
+        """The spaces these references name, as `resolve` would find them (an id, or failing that a
+        number, case-insensitive), keyed by the reference as given; a reference that names no space
+        is left out. Each comes with its ETag, ready for `claim_many`.
+
+        A few are resolved one by one. More are found in one pass over the SpaceIndex partition
+        (1,000 rows a page, only the space columns): a bulk import naming thousands of spaces
+        would otherwise make two or three requests per space, and a page of the partition costs
+        about what one request does. The pass keeps only the rows named, so memory grows with the
+        references, not with the directory."""
+        wanted = {reference for reference in references if isinstance(reference, str) and reference.strip()}
+        if len(wanted) <= RESOLVE_ONE_BY_ONE:
+            found: dict[str, Space] = {}
+            for reference in wanted:
+                try:
+                    found[reference] = self.resolve(reference)
+                except NotFound:
+                    continue
+            return found
+        ids = {reference.strip() for reference in wanted}
+        numbers = {reference.strip().casefold() for reference in wanted}
+        by_id: dict[str, Space] = {}
+        by_number: dict[str, Space] = {}
+        for entity in self._index_rows(select=["RowKey", *_SPACE_COLUMNS]):
+            number = (entity.get("number") or "").casefold()
+            if entity["RowKey"] in ids or number in numbers:
+                space = Space.from_index(entity)
+                if space.space_id in ids:
+                    by_id[space.space_id] = space
+                if number in numbers:
+                    by_number[number] = space
+        resolved: dict[str, Space] = {}
+        for reference in wanted:
+            space = by_id.get(reference.strip()) or by_number.get(reference.strip().casefold())
+            if space is not None:
+                resolved[reference] = space
+        return resolved
 
     # --- the link ---
 
@@ -559,6 +611,64 @@ class SpaceDirectory:
                 continue
             return Space.from_index({**entity, "_etag": saved["_etag"]})
         raise ConcurrencyConflict(f"space {space_id} kept changing while linking it; try again")
+
+    def claim_many(self, claims: list[tuple[Space, str, str]]) -> list[Space | Conflict | NotFound]:
+        """Link each space (as read by `resolve_many`, with its ETag) to its calendar (account id, email),
+        deciding like `claim`; one outcome per claim, in order: the linked `Space`, or the error `claim`
+        would raise (`SpaceTaken` naming the holder, `NotFound`, `ConcurrencyConflict`).
+
+        The spaces must be distinct. Free spaces are claimed with If-Match merges of the link properties,
+        100 to an entity-group transaction (every SpaceIndex row is in one partition), so a transaction
+        applies all its claims or none: one space changed since it was read fails the transaction with
+        HTTP 412 and its claims are then made one by one with `claim`, which re-reads and decides again.
+        A claim is never written over a link.
+        https://learn.microsoft.com/rest/api/storageservices/performing-entity-group-transactions"""
+        if len({space.space_id for space, _, _ in claims}) != len(claims):
+            raise ValueError("claim_many needs distinct spaces")
+        outcomes: list[Space | Conflict | NotFound | None] = [None] * len(claims)
+        to_write: list[int] = []
+        for position, (space, account_id, email) in enumerate(claims):
+            if space.is_linked_to(account_id, email):
+                outcomes[position] = space
+            elif space.linked_account_id:
+                outcomes[position] = SpaceTaken(space)
+            elif not space.etag:
+                raise ValueError(f"space {space.space_id} was not read with its ETag")
+            else:
+                to_write.append(position)
+
+        def write(positions: list[int]) -> None:
+            linked_at = iso(utc_now())
+            operations = []
+            for position in positions:
+                space, account_id, email = claims[position]
+                link = {"linked_account_id": account_id, "linked_email": _normalise_email(email),
+                        "linked_at": linked_at}
+                operations.append(("update", {"PartitionKey": INDEX_PARTITION, "RowKey": space.space_id, **link},
+                                   {"mode": UpdateMode.MERGE, "etag": space.etag,
+                                    "match_condition": MatchConditions.IfNotModified}))
+            try:
+                results = self.index.client.submit_transaction(operations)
+            except TableTransactionError as error:
+                if error.status_code not in (404, 412):
+                    raise
+                # One of them changed since it was read: nothing of this transaction applied.
+                for position in positions:
+                    space, account_id, email = claims[position]
+                    try:
+                        outcomes[position] = self.claim(space.space_id, account_id, email)
+                    except (Conflict, NotFound) as refused:
+                        outcomes[position] = refused
+                return
+            for position, (_, entity, _), result in zip(positions, operations, results, strict=True):
+                space = claims[position][0]
+                outcomes[position] = replace(space, linked_account_id=entity["linked_account_id"],
+                                             linked_email=entity["linked_email"], linked_at=entity["linked_at"],
+                                             etag=(result or {}).get("etag"))
+
+        _in_parallel([lambda chunk=to_write[start:start + MAX_BATCH_SIZE]: write(chunk)
+                      for start in range(0, len(to_write), MAX_BATCH_SIZE)])
+        return [outcome for outcome in outcomes if outcome is not None]
 
     def release(self, space_id: str, account_id: str, email: str) -> None:
         """Unlink the space if (and only if) it is linked to that calendar. Idempotent; an unknown space
