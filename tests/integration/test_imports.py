@@ -16,6 +16,7 @@ from azure.storage.blob import BlobServiceClient
 
 from shared.calendars import CalendarRepository
 from shared.csv_import import MAX_ROWS, CalendarImports
+from shared.spaces import SpaceTaken
 from shared.storage import Table
 from tests.flows import verified_account
 from tests.helpers import wait_until
@@ -35,17 +36,26 @@ def blobs(stack) -> BlobServiceClient:
     return BlobServiceClient.from_connection_string(stack.storage_connection_string)
 
 
-@pytest.fixture
-def spaces(admin) -> list[dict]:
-    """Four fresh spaces of a building of this test's own; the last one's number starts with '-'."""
+def new_spaces(admin, count: int) -> list[dict]:
+    """Fresh spaces of a building of the caller's own, imported through the API."""
     building = f"b-{uuid.uuid4().hex[:8]}"
     rows = [{"id": f"{building}-s{i}", "building_id": building, "building_name": f"Test {building}", "floor": "1",
              "number": f"I-{building[2:]}-{i}", "name": f"Import room {i}", "type": "meeting room", "capacity": 6}
-            for i in range(3)]
+            for i in range(count)]
+    imported = admin.post("/api/spaces/import", json={"spaces": rows})
+    assert imported.status_code == 200, imported.text
+    return rows
+
+
+@pytest.fixture
+def spaces(admin) -> list[dict]:
+    """Four fresh spaces of a building of this test's own; the last one's number starts with '-'."""
+    rows = new_spaces(admin, 3)
+    building = rows[0]["building_id"]
     rows.append({"id": f"{building}-s3", "building_id": building, "building_name": f"Test {building}",
                  "floor": "-1", "number": f"-1-{building[2:]}", "name": "Basement room", "type": "meeting room",
                  "capacity": 4})
-    imported = admin.post("/api/spaces/import", json={"spaces": rows})
+    imported = admin.post("/api/spaces/import", json={"spaces": rows[3:]})
     assert imported.status_code == 200, imported.text
     return rows
 
@@ -374,10 +384,12 @@ def importer(app_context: Any, container: str, calendars_table: Table | None = N
                          ids=["after-1st-link", "before-2nd-link", "after-a-batch", "before-a-batch"])
 def test_a_crash_midway_then_the_retry_applies_every_row_once(admin, account, app_context, blobs, spaces,
                                                               crash_at_write, after_commit) -> None:
-    """250 new calendars (one linked), a bad row, two link changes and a duplicate. Writes to the
-    Calendars table: link change 1, link change 2, then three transactions at once (the new
-    calendars, at the end of the file). The import runs in this process against a container devhost
-    does not watch, with the crash injected; the retry runs the same blob with the real table."""
+    """250 new calendars (one in each hundred linked), a bad row, two link changes and a duplicate.
+    Writes to the Calendars table: link change 1, link change 2, then three transactions at once
+    (the new calendars, at the end of the file), each after its hundred's space claims (SpaceIndex,
+    not failing): a crash before a calendars transaction leaves claims whose calendars were never
+    written. The import runs in this process against a container devhost does not watch, with the
+    crash injected; the retry runs the same blob with the real table."""
     container = f"crash-{uuid.uuid4().hex[:10]}"
     blobs.create_container(container)
     moving, unlinking = emails(2)
@@ -385,7 +397,9 @@ def test_a_crash_midway_then_the_retry_applies_every_row_once(admin, account, ap
         assert admin.post(f"/api/accounts/{account['account_id']}/calendars",
                           json={"email": email, "space_id": space["id"]}).status_code == 201
     new = emails(250, domain="crash.example")
-    lines = ["email,roomID", f"{new[0]},{spaces[2]['number']}", *new[1:], "bad row,",
+    more = new_spaces(admin, 2)
+    rooms = {0: spaces[2]["number"], 120: more[0]["number"], 220: more[1]["id"]}
+    lines = ["email,roomID", *(f"{email},{rooms.get(i, '')}" for i, email in enumerate(new)), "bad row,",
              f"{moving},{spaces[3]['number']}", f"{unlinking},", new[5]]
     name = f"{account['account_id']}/crash-{uuid.uuid4().hex[:6]}.csv"
     blobs.get_blob_client(container, name).upload_blob("\n".join(lines).encode())
@@ -412,6 +426,9 @@ def test_a_crash_midway_then_the_retry_applies_every_row_once(admin, account, ap
     assert [item["line"] for item in record["rejected"]] == [252, 255]
     assert imported_count() == 250
     assert calendar(admin, account, new[0])["space"]["id"] == spaces[2]["id"]
+    for i, space in ((120, more[0]), (220, more[1])):
+        assert calendar(admin, account, new[i])["space"]["id"] == space["id"]
+        assert linked(admin, space) == {"account_id": account["account_id"], "email": new[i]}
     assert calendar(admin, account, moving)["space"]["id"] == spaces[3]["id"]
     assert calendar(admin, account, unlinking)["space"] is None
     assert linked(admin, spaces[0]) is None and linked(admin, spaces[1]) is None
@@ -424,3 +441,41 @@ def test_a_crash_midway_then_the_retry_applies_every_row_once(admin, account, ap
     assert sum(row["outcome"] == "added" for row in rows) == 250
     # And once more: finished, so nothing is run or written again.
     assert importer(app_context, container).process_blob(name) == record
+
+
+# --- the spaces side of a bulk import: resolving many references, claims in transactions -----------------
+
+
+def test_many_references_are_resolved_in_one_pass_like_resolve(app_context, admin) -> None:
+    directory = app_context.spaces
+    rows = new_spaces(admin, 3)
+    unknown = [f"NO-SUCH-{uuid.uuid4().hex[:6]}-{i}" for i in range(25)]
+    references = [rows[0]["number"].lower(), f" {rows[1]['id']} ", rows[2]["number"], *unknown]
+    found = directory.resolve_many(references)
+    assert sorted(found) == sorted(references[:3])
+    assert [found[reference].space_id for reference in references[:3]] == [row["id"] for row in rows]
+    assert all(found[reference].etag for reference in references[:3])
+    assert directory.resolve_many(references[:2]).keys() == {references[0], references[1]}
+
+
+def test_claims_in_one_transaction_never_overwrite_a_link_taken_meanwhile(app_context, admin) -> None:
+    directory = app_context.spaces
+    rows = new_spaces(admin, 3)
+    account_id = str(uuid.uuid4())
+    first, second, third, rival = emails(4)
+    read = directory.resolve_many([row["id"] for row in rows])
+    claims = [(read[row["id"]], account_id, email) for row, email in zip(rows, (first, second, third), strict=True)]
+    # Another admin links the second space after it was read: the transaction's If-Match fails
+    # as a whole, and each claim is decided again on its own.
+    directory.claim(rows[1]["id"], account_id, rival)
+    outcomes = directory.claim_many(claims)
+    assert [getattr(outcome, "linked_email", None) for outcome in (outcomes[0], outcomes[2])] == [first, third]
+    assert isinstance(outcomes[1], SpaceTaken) and outcomes[1].holder_email == rival
+    assert [linked(admin, row)["email"] for row in rows] == [first, rival, third]
+
+    # Claimed again by the same calendars (a retry): nothing to write, the same links.
+    again = directory.claim_many([(directory.get(row["id"]), account_id, email)
+                                  for row, email in zip(rows[::2], (first, third), strict=True)])
+    assert [outcome.linked_email for outcome in again] == [first, third]
+    with pytest.raises(ValueError, match="distinct"):
+        directory.claim_many([claims[0], claims[0]])
