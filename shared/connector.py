@@ -2,6 +2,9 @@
 
 Owns one timer run: which calendars need work, claiming them, talking to Graph
 within its limits, and the run records behind `GET /api/connector/status`.
+Per tenant, several `$batch` look-ups and subscription writes are in flight at once
+(bounded pools, a bounded number of claimed rooms), every request admitted by the
+tenant's gate (Retry-After, 4 per mailbox, the subscription-write window).
 It never sends a request to a tenant before a `Retry-After` it was given has
 passed, never works past the run's time limit on new claims, and never
 leaves a subscription in Graph that no calendar knows.
@@ -63,7 +66,14 @@ LEASE = timedelta(minutes=10)
 MAX_CONCURRENT_PER_MAILBOX = 4
 SUBSCRIPTION_WRITES_PER_WINDOW = 1000
 SUBSCRIPTION_WRITE_WINDOW_SECONDS = 20.0
-WORKERS_PER_TENANT = 8
+# Per tenant: writers subscribe and renew, readers run the mailbox look-ups ($batch). Graph
+# answers each request in tens of milliseconds or more, so one request at a time caps a tenant
+# far below its subscription-write limit; these keep enough in flight to reach it.
+WORKERS_PER_TENANT = 16
+LOOKUPS_PER_TENANT = 10
+# Rooms claimed and not yet finished, per tenant: claims run only as far ahead of the work as
+# this, so leases stay short and little is still running when the time limit comes.
+ROOMS_IN_FLIGHT = 120
 CONCURRENT_TENANTS = 4
 # A $batch holds at most 20 requests; each room needs three reads.
 ROOMS_PER_BATCH = 6
@@ -131,13 +141,21 @@ class TenantGate:
 
     Keeps the tenant's `Retry-After` (shared by all threads of the process: after a 429
     no request leaves for that tenant until it has passed), at most 4 requests in flight
-    per mailbox, and a sliding window of subscription writes under Graph's limit."""
+    per mailbox, and a sliding window of subscription writes under Graph's limit.
+
+    A request is admitted only when all three hold at once: the Retry-After is checked
+    again after the mailbox and write slots are taken, because a thread may wait for those
+    while another thread's request is answered 429. No wait passes the run's deadline."""
 
     def __init__(self, write_limit: int = SUBSCRIPTION_WRITES_PER_WINDOW,
                  write_window_seconds: float = SUBSCRIPTION_WRITE_WINDOW_SECONDS) -> None:
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._blocked_until = 0.0  # time.monotonic()
+        # When each write was answered: it reached Graph before that, so a window counted
+        # from here never undercounts what Graph has seen. Writes on their way count too.
         self._writes: deque[float] = deque()
+        self._writes_in_flight = 0
         self._write_limit = write_limit
         self._write_window = write_window_seconds
         self._mailboxes: dict[str, threading.BoundedSemaphore] = {}
@@ -146,14 +164,18 @@ class TenantGate:
         with self._lock:
             self._blocked_until = max(self._blocked_until, time.monotonic() + seconds)
 
+    def blocked_for(self) -> float:
+        """Seconds until the tenant's Retry-After has passed (0 when it has)."""
+        with self._lock:
+            return max(0.0, self._blocked_until - time.monotonic())
+
     def _mailbox(self, key: str) -> threading.BoundedSemaphore:
         with self._lock:
             return self._mailboxes.setdefault(key.lower(), threading.BoundedSemaphore(MAX_CONCURRENT_PER_MAILBOX))
 
     def _wait_open(self, deadline: float, reason: str) -> None:
         while True:
-            with self._lock:
-                wait = self._blocked_until - time.monotonic()
+            wait = self.blocked_for()
             if wait <= 0:
                 return
             if wait > MAX_WAIT_IN_RUN_SECONDS or time.monotonic() + wait > deadline:
@@ -161,30 +183,61 @@ class TenantGate:
             time.sleep(wait)
 
     def _take_write_slot(self, deadline: float) -> None:
-        while True:
-            with self._lock:
+        with self._changed:
+            while True:
                 now = time.monotonic()
                 while self._writes and self._writes[0] <= now - self._write_window:
                     self._writes.popleft()
-                if len(self._writes) < self._write_limit:
-                    self._writes.append(now)
+                if len(self._writes) + self._writes_in_flight < self._write_limit:
+                    self._writes_in_flight += 1
                     return
-                wait = self._writes[0] + self._write_window - now
-            if time.monotonic() + wait > deadline:
-                raise Deferred(utc_now() + timedelta(seconds=wait), "subscription write limit reached")
-            time.sleep(wait)
+                # Every slot is taken: the oldest answered write leaves the window first; if
+                # all are still on their way, one of them being answered is the next chance.
+                if self._writes:
+                    wait = self._writes[0] + self._write_window - now
+                    if now + wait > deadline:
+                        raise Deferred(utc_now() + timedelta(seconds=wait), "subscription write limit reached")
+                else:
+                    wait = deadline - now
+                    if wait <= 0:
+                        raise Deferred(utc_now() + timedelta(seconds=self._write_window),
+                                       "subscription write limit reached")
+                self._changed.wait(wait)
+
+    def _end_write(self, sent: bool) -> None:
+        with self._changed:
+            self._writes_in_flight -= 1
+            if sent:
+                self._writes.append(time.monotonic())
+            self._changed.notify_all()
+
+    def _admit(self, deadline: float, write: bool, semaphore: threading.BoundedSemaphore | None) -> None:
+        """Wait until this request may leave: Retry-After passed, a write slot and a mailbox
+        slot held, and the Retry-After still passed once both are held."""
+        while True:
+            self._wait_open(deadline, "throttled by Microsoft Graph")
+            if write:
+                self._take_write_slot(deadline)
+            if semaphore is not None and not semaphore.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                if write:
+                    self._end_write(sent=False)
+                raise Deferred(utc_now() + timedelta(seconds=1), "the mailbox is busy with other requests")
+            with self._lock:
+                if self._blocked_until <= time.monotonic():
+                    return
+            # A 429 arrived while this thread waited for its slots: give them back and wait it out.
+            if semaphore is not None:
+                semaphore.release()
+            if write:
+                self._end_write(sent=False)
 
     def call(self, send: Callable[[], T], *, counts: RunCounts, deadline: float, mailbox: str | None = None,
              write: bool = False, on_unauthorized: Callable[[], None] | None = None) -> T:
         """Send one request, waiting out throttling within the run's budget; raise what is left."""
         refreshed = False
+        semaphore = self._mailbox(mailbox) if mailbox else None
         for attempt in range(1, MAX_TRIES_PER_CALL + 1):
-            self._wait_open(deadline, "throttled by Microsoft Graph")
-            if write:
-                self._take_write_slot(deadline)
-            semaphore = self._mailbox(mailbox) if mailbox else None
-            if semaphore:
-                semaphore.acquire()
+            self._admit(deadline, write, semaphore)
             try:
                 return send()
             except GraphError as error:
@@ -202,8 +255,10 @@ class TenantGate:
                 if attempt == MAX_TRIES_PER_CALL:
                     raise
             finally:
-                if semaphore:
+                if semaphore is not None:
                     semaphore.release()
+                if write:
+                    self._end_write(sent=True)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -225,6 +280,31 @@ class TenantRun:
 
     def out_of_time(self) -> bool:
         return time.monotonic() >= self.deadline
+
+
+class RoomsInFlight:
+    """Rooms one tenant's run has taken on and not finished yet, at most `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._changed = threading.Condition()
+
+    def take(self, rooms: int, work: TenantRun) -> bool:
+        """Wait until `rooms` more fit; False when the run runs out of time (or loses consent) first."""
+        with self._changed:
+            while self._free < rooms:
+                if work.out_of_time() or work.consent_lost.is_set():
+                    return False
+                self._changed.wait(min(1.0, max(0.0, work.deadline - time.monotonic())))
+            if work.out_of_time() or work.consent_lost.is_set():
+                return False
+            self._free -= rooms
+            return True
+
+    def give(self, rooms: int = 1) -> None:
+        with self._changed:
+            self._free += rooms
+            self._changed.notify_all()
 
 
 @dataclass
@@ -249,6 +329,8 @@ class Connector:
         schedule: Schedule,
         time_limit_seconds: int,
         workers_per_tenant: int = WORKERS_PER_TENANT,
+        lookups_per_tenant: int = LOOKUPS_PER_TENANT,
+        rooms_in_flight: int = ROOMS_IN_FLIGHT,
     ) -> None:
         self.calendars = calendars
         self.accounts = accounts
@@ -262,6 +344,8 @@ class Connector:
         self.schedule = schedule
         self.time_limit_seconds = time_limit_seconds
         self.workers_per_tenant = workers_per_tenant
+        self.lookups_per_tenant = lookups_per_tenant
+        self.rooms_in_flight = max(rooms_in_flight, ROOMS_PER_BATCH)
         self._gates: dict[str, TenantGate] = {}
         self._gates_lock = threading.Lock()
 
@@ -332,23 +416,63 @@ class Connector:
             self._consent_lost(work, str(error))
             return
         connect, maintain = self._candidates(account.account_id)
-        with ThreadPoolExecutor(max_workers=self.workers_per_tenant) as pool:
+        in_flight = RoomsInFlight(self.rooms_in_flight)
+        # Readers look mailboxes up ($batch) and hand each room to a writer, which subscribes
+        # (or renews); several batches and subscriptions are in flight at once, each request
+        # admitted by the tenant's gate. Leaving the block waits for the readers first, then
+        # for the writers they fed.
+        with ThreadPoolExecutor(max_workers=self.workers_per_tenant, thread_name_prefix="connector-write") as writers, \
+                ThreadPoolExecutor(max_workers=self.lookups_per_tenant, thread_name_prefix="connector-read") as readers:
             for start in range(0, len(connect), ROOMS_PER_BATCH):
-                if work.out_of_time() or work.consent_lost.is_set():
+                chunk = connect[start:start + ROOMS_PER_BATCH]
+                if not in_flight.take(len(chunk), work):
                     counts.add("left_for_next_run", len(connect) - start)
                     break
-                claimed = [c for c in (self._claim(work, c, connecting=True)
-                                       for c in connect[start:start + ROOMS_PER_BATCH]) if c]
-                if claimed:
-                    for calendar, outcome in self._look_up_mailboxes(work, claimed):
-                        pool.submit(self._guarded, work, self._connect_one, calendar, outcome)
+                readers.submit(self._connect_chunk, work, chunk, writers, in_flight)
             for position, calendar in enumerate(maintain):
-                if work.out_of_time() or work.consent_lost.is_set():
+                if not in_flight.take(1, work):
                     counts.add("left_for_next_run", len(maintain) - position)
                     break
-                claimed_calendar = self._claim(work, calendar, connecting=False)
-                if claimed_calendar:
-                    pool.submit(self._guarded, work, self._maintain_one, claimed_calendar)
+                writers.submit(self._maintain_task, work, calendar, in_flight)
+
+    def _connect_chunk(self, work: TenantRun, chunk: list[Calendar], writers: ThreadPoolExecutor,
+                       in_flight: RoomsInFlight) -> None:
+        """Claim up to 6 rooms, look them up in one `$batch` and hand each to a writer."""
+        handed = 0
+        try:
+            if work.out_of_time() or work.consent_lost.is_set():
+                # Waited in the queue past the time limit: claim nothing more.
+                work.counts.add("left_for_next_run", len(chunk))
+                return
+            claimed = [c for c in (self._claim(work, c, connecting=True) for c in chunk) if c]
+            if claimed:
+                for calendar, outcome in self._look_up_mailboxes(work, claimed):
+                    writers.submit(self._connect_task, work, calendar, outcome, in_flight)
+                    handed += 1
+        except Exception:  # noqa: BLE001 - the leases expire and the next run retries
+            log.exception("connector could not look up %d rooms", len(chunk))
+        finally:
+            in_flight.give(len(chunk) - handed)
+
+    def _connect_task(self, work: TenantRun, calendar: Calendar, outcome: Mailbox | Failure,
+                      in_flight: RoomsInFlight) -> None:
+        try:
+            self._guarded(work, self._connect_one, calendar, outcome)
+        finally:
+            in_flight.give()
+
+    def _maintain_task(self, work: TenantRun, calendar: Calendar, in_flight: RoomsInFlight) -> None:
+        try:
+            if work.out_of_time() or work.consent_lost.is_set():
+                work.counts.add("left_for_next_run")
+                return
+            claimed = self._claim(work, calendar, connecting=False)
+            if claimed:
+                self._guarded(work, self._maintain_one, claimed)
+        except Exception:  # noqa: BLE001 - the lease expires and the next run retries
+            log.exception("connector could not claim %s", calendar.email)
+        finally:
+            in_flight.give()
 
     def _postpone(self, work: TenantRun, error: Exception) -> None:
         connect, _ = self._candidates(work.account.account_id)

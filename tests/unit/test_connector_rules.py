@@ -3,12 +3,13 @@ gate's Retry-After and write window, Graph times, notification body checks."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
 import pytest
 
-from shared.connector import Deferred, RunCounts, TenantGate, retry_delay_seconds
+from shared.connector import MAX_CONCURRENT_PER_MAILBOX, Deferred, RunCounts, TenantGate, retry_delay_seconds
 from shared.errors import Invalid, TooLarge
 from shared.graph import GraphError
 from shared.models import parse_iso, utc_now
@@ -110,6 +111,106 @@ def test_the_gate_keeps_subscription_writes_under_the_window_limit():
     with pytest.raises(Deferred):
         gate.call(lambda: None, counts=counts, deadline=deadline, write=True)
     gate.call(lambda: None, counts=counts, deadline=deadline)  # reads are not limited by it
+
+
+class _MailboxHolders:
+    """Requests that hold every slot of one mailbox until released."""
+
+    def __init__(self, gate: TenantGate, mailbox: str) -> None:
+        self.release = threading.Event()
+        self.sending = threading.Semaphore(0)
+        self.threads = [threading.Thread(target=gate.call, args=(self._send,), kwargs={
+            "counts": RunCounts(), "deadline": time.monotonic() + 60, "mailbox": mailbox})
+            for _ in range(MAX_CONCURRENT_PER_MAILBOX)]
+        for thread in self.threads:
+            thread.start()
+        for _ in self.threads:
+            assert self.sending.acquire(timeout=10)
+
+    def _send(self) -> None:
+        self.sending.release()
+        assert self.release.wait(timeout=30)
+
+    def finish(self) -> None:
+        self.release.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+class _WatchedGate(TenantGate):
+    """Says when a request has passed the Retry-After check and taken its write slot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.past_first_check = threading.Event()
+
+    def _take_write_slot(self, deadline: float) -> None:
+        super()._take_write_slot(deadline)
+        self.past_first_check.set()
+
+
+def test_a_retry_after_that_arrives_while_waiting_for_a_mailbox_slot_is_honoured():
+    gate = _WatchedGate()
+    holders = _MailboxHolders(gate, "room@x.com")
+    sent: list[float] = []
+    waiting = threading.Thread(target=gate.call, args=(lambda: sent.append(time.monotonic()),), kwargs={
+        "counts": RunCounts(), "deadline": time.monotonic() + 60, "mailbox": "room@x.com", "write": True})
+    try:
+        waiting.start()
+        assert gate.past_first_check.wait(timeout=10)
+        # Another thread's request is answered 429 while this one waits for the mailbox.
+        blocked_from = time.monotonic()
+        gate.block_for(0.3)
+    finally:
+        holders.finish()
+    waiting.join(timeout=10)
+    assert sent and sent[0] >= blocked_from + 0.3
+
+
+def test_waiting_for_a_busy_mailbox_never_passes_the_deadline():
+    gate = TenantGate()
+    holders = _MailboxHolders(gate, "room@x.com")
+    outcome: list[BaseException | str] = []
+
+    def call() -> None:
+        try:
+            outcome.append(gate.call(lambda: "sent", counts=RunCounts(), deadline=time.monotonic() + 0.2,
+                                     mailbox="room@x.com"))
+        except Deferred as deferred:
+            outcome.append(deferred)
+
+    waiting = threading.Thread(target=call)
+    try:
+        waiting.start()
+        waiting.join(timeout=10)
+        assert not waiting.is_alive()
+    finally:
+        holders.finish()
+        waiting.join(timeout=10)
+    assert len(outcome) == 1 and isinstance(outcome[0], Deferred)
+
+
+def test_writes_on_their_way_count_against_the_window():
+    gate = TenantGate(write_limit=1, write_window_seconds=60)
+    sending, answered = threading.Event(), threading.Event()
+
+    def send() -> None:
+        sending.set()
+        assert answered.wait(timeout=30)
+
+    first = threading.Thread(target=gate.call, args=(send,), kwargs={
+        "counts": RunCounts(), "deadline": time.monotonic() + 60, "write": True})
+    first.start()
+    try:
+        assert sending.wait(timeout=10)
+        with pytest.raises(Deferred):
+            gate.call(lambda: None, counts=RunCounts(), deadline=time.monotonic() + 0.2, write=True)
+    finally:
+        answered.set()
+        first.join(timeout=10)
+    # Answered, it still fills the window (counted from its answer).
+    with pytest.raises(Deferred):
+        gate.call(lambda: None, counts=RunCounts(), deadline=time.monotonic() + 0.2, write=True)
 
 
 @pytest.mark.parametrize("body, error", [
