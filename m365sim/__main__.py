@@ -3,6 +3,10 @@
 
 Owns process start-up and shutdown: certificates first (`ca.pem` is written before listening),
 then an HTTPS-only threaded server until SIGTERM/SIGINT. It must never serve plain HTTP.
+
+The server is cheroot's WSGI server (HTTP/1.1 with keep-alive, TLS through the standard `ssl`
+module), because Graph keeps connections open between requests: a client's pool reuses one TLS
+connection, as it does against graph.microsoft.com, instead of a handshake per request.
 """
 
 from __future__ import annotations
@@ -15,16 +19,32 @@ import signal
 import ssl
 import sys
 import threading
+import time
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import FrameType
+from typing import Any
 
-from werkzeug.serving import make_server
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+from cheroot.wsgi import Server
 
 from m365sim.app import SimulatorApp
 from m365sim.certs import ensure_certificates, load_or_create_signing_key
 from m365sim.state import DEFAULT_FIXTURE, AppRegistration, SimState
 from m365sim.tokens import TokenIssuer
+
+# Worker threads: a request holds one while it runs (including the `latency_ms` sleep); idle
+# keep-alive connections do not (cheroot parks them in a selector). The connector keeps ~30
+# requests in flight per tenant and benchmarks run several tenants at once.
+WORKER_THREADS = 128
+# Idle keep-alive connections are closed after this long (also the per-request socket timeout).
+IDLE_TIMEOUT_SECONDS = 60
+# Idle keep-alive connections kept open at once (cheroot's default of 10 would close the rest).
+KEEP_ALIVE_LIMIT = 1024
+LISTEN_BACKLOG = 128
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+_access_log = logging.getLogger("m365sim.access")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -60,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         required_permissions=tuple(app_spec.get("requiredPermissions", [])),
     )
     logging.basicConfig(level=logging.INFO, format="m365sim %(levelname)s %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    _access_log.setLevel(logging.INFO if args.verbose else logging.WARNING)
 
     paths = ensure_certificates(args.state_dir)
     issuer = TokenIssuer(load_or_create_signing_key(args.state_dir))
@@ -69,22 +89,47 @@ def main(argv: list[str] | None = None) -> int:
     tls.minimum_version = ssl.TLSVersion.TLSv1_2
     tls.load_cert_chain(paths.server_cert, paths.server_key)
 
-    server = make_server(args.host, args.port, SimulatorApp(state, issuer), threaded=True, ssl_context=tls)
-    server.daemon_threads = True
+    adapter = BuiltinSSLAdapter(str(paths.server_cert), str(paths.server_key))
+    adapter.context = tls
+    server = Server((args.host, args.port), _logged(SimulatorApp(state, issuer)), numthreads=WORKER_THREADS,
+                    request_queue_size=LISTEN_BACKLOG, timeout=IDLE_TIMEOUT_SECONDS, server_name="m365sim")
+    server.ssl_adapter = adapter
+    server.keep_alive_conn_limit = KEEP_ALIVE_LIMIT
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        # shutdown() waits for serve_forever to return, so it must run on another thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    # The stop signals are blocked in every thread (the mask is inherited by threads started
+    # after this) and taken synchronously by the main thread with sigwait, so shutdown never
+    # runs inside a signal handler that interrupted the server's own loop.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    server.prepare()  # binds: with --port 0 the kernel picks the port, read back from bind_addr
+    bound_port = server.bind_addr[1]
+    serving = threading.Thread(target=server.serve, name="m365sim-serve")
+    serving.start()
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"m365sim listening on https://{host}:{server.server_port} (CA {paths.ca_cert})", flush=True)
+    print(f"m365sim listening on https://{host}:{bound_port} (CA {paths.ca_cert})", flush=True)
     try:
-        server.serve_forever()
+        signal.sigwait(STOP_SIGNALS)
     finally:
-        server.server_close()
+        server.stop()
+        serving.join()
     return 0
+
+
+def _logged(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """The WSGI app, logging `METHOD path status ms` per request when --verbose."""
+
+    def logged(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not _access_log.isEnabledFor(logging.INFO):
+            return app(environ, start_response)
+        started = time.monotonic()
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            _access_log.info("%s %s %s %d ms", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"),
+                             status.split(" ", 1)[0], (time.monotonic() - started) * 1000)
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return logged
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ class SimulatorApp:
         entry = self.state.record_request(request.method, request.path, None, "entra")
         response, tenant_id = self._entra_route(request, segments)
         entry["tenant"] = tenant_id
-        entry["status"] = response.status_code
+        self.state.record_answer(entry, response.status_code)
         return response
 
     def _entra_route(self, request: Request, segments: list[str]) -> tuple[Response, str | None]:

@@ -20,6 +20,7 @@ import random
 import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -45,6 +46,9 @@ from m365sim.tokens import InvalidToken, TokenClaims, TokenIssuer
 MAX_SUBSCRIPTION_MINUTES = 10080
 MAX_CLIENT_STATE_LENGTH = 128
 MAX_BATCH_REQUESTS = 20
+# Outlook runs up to 4 requests of one $batch at a time (learn.microsoft.com/graph/json-batching,
+# learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
+BATCH_ITEMS_IN_PARALLEL = 4
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 999
 VALID_CHANGE_TYPES = {"created", "updated", "deleted"}
@@ -137,9 +141,9 @@ class GraphApi:
         except Exception:  # noqa: BLE001 - a simulator bug must still answer like a server would, and be logged
             _log.exception("m365sim failed on %s /v1.0/%s", call.method, call.path)
             result = graph_error(500, "InternalServerError", "m365sim failed to handle the request.")
-        entry["status"] = result.status
         if result.status == 429:
             entry["retry_after"] = int(result.headers.get("Retry-After", "0"))
+        self.state.record_answer(entry, result.status)
         result.headers.setdefault("request-id", str(uuid.uuid4()))
         client_request_id = call.headers.get("client-request-id")
         if client_request_id:
@@ -547,9 +551,9 @@ class GraphApi:
             query = MultiDict(parse_qsl(parts.query, keep_blank_values=True))
             item_call = Call(method.upper(), path, query, headers, payload, call.base_url, in_batch=True)
             items.append((request_id, item_call))
-        responses = []
-        # Items run one after another: Outlook runs at most 4 of a batch at a time anyway.
-        for request_id, item_call in items:
+
+        def run(item: tuple[str, Call]) -> dict[str, Any]:
+            request_id, item_call = item
             result = self.handle(item_call, authorization)
             headers = dict(result.headers)
             entry: dict[str, Any] = {"id": request_id, "status": result.status}
@@ -557,7 +561,16 @@ class GraphApi:
                 headers["Content-Type"] = "application/json"
                 entry["body"] = result.body
             entry["headers"] = headers
-            responses.append(entry)
+            return entry
+
+        # Up to 4 items at a time, each one Graph request on its own (knobs, per-mailbox limit,
+        # throttling, log entry); the responses keep the order of the requests.
+        if len(items) <= 1:
+            responses = [run(item) for item in items]
+        else:
+            with ThreadPoolExecutor(max_workers=min(BATCH_ITEMS_IN_PARALLEL, len(items)),
+                                    thread_name_prefix="m365sim-batch") as pool:
+                responses = list(pool.map(run, items))
         return GraphResult(200, {"responses": responses})
 
 

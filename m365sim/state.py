@@ -452,8 +452,9 @@ class SimState:
             if granted:
                 tenant.knobs.consent_revoked = False
 
-    # The request log: entries are appended on arrival; status is filled in when answered
-    # (null while in flight). `monotonic` is CLOCK_MONOTONIC, comparable across processes on Linux.
+    # The request log: entries are appended on arrival; status and `answered` are filled in when
+    # answered (null while in flight). `monotonic` (arrival) and `answered` are CLOCK_MONOTONIC,
+    # comparable across processes on Linux.
     def record_request(self, method: str, path: str, tenant_id: str | None, kind: str) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "seq": next(self._seq),
@@ -465,10 +466,16 @@ class SimState:
             "kind": kind,
             "status": None,
             "retry_after": None,
+            "answered": None,
         }
         with self.lock:
             self.requests.append(entry)
         return entry
+
+    @staticmethod
+    def record_answer(entry: dict[str, Any], status: int) -> None:
+        entry["answered"] = time.monotonic()
+        entry["status"] = status
 
     def requests_since(self, since: int, tenant_id: str | None) -> list[dict[str, Any]]:
         with self.lock:

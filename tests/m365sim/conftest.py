@@ -153,12 +153,14 @@ def tenant(new_tenant: Any) -> dict[str, Any]:
 
 @dataclass
 class Webhook:
-    """A local HTTP endpoint answering Graph's validation handshake (`mode`) and recording posts."""
+    """A local HTTP/1.1 endpoint (keeps connections alive) answering Graph's validation handshake
+    (`mode`) and recording posts and the client port each came from."""
 
     url: str
     mode: str = "echo"
     validations: list[str] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    client_ports: list[int] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -166,10 +168,14 @@ def webhook() -> Iterator[Webhook]:
     hook = Webhook(url="")
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        timeout = 30  # an idle kept-alive connection ends its handler thread after this
+
         def log_message(self, format: str, *args: Any) -> None:
             return
 
         def do_POST(self) -> None:
+            hook.client_ports.append(self.client_address[1])
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             query = parse_qs(urlsplit(self.path).query)
