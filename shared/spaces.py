@@ -341,7 +341,7 @@ def _natural_key(text: str) -> tuple[Any, ...]:
 
 @dataclass(frozen=True)
 class IndexEntry:
-    """What the snapshot knows of one space: enough to search and suggest, not its link."""
+    """What the snapshot knows of one space: enough to search, show and suggest it."""
 
     space_id: str
     building_id: str
@@ -349,6 +349,8 @@ class IndexEntry:
     floor: str
     number: str
     name: str
+    type: str = DEFAULT_TYPE
+    capacity: int = 0
 
     @property
     def sort_key(self) -> tuple[str, str]:
@@ -358,8 +360,12 @@ class IndexEntry:
 class Snapshot:
     """The SpaceIndex partition as of one moment, sorted by number, with lookup maps."""
 
-    def __init__(self, entries: Iterable[IndexEntry], loaded_at: float) -> None:
+    def __init__(self, entries: Iterable[IndexEntry], loaded_at: float,
+                 links: dict[str, tuple[str, str, str]] | None = None) -> None:
         self.entries = sorted(entries, key=lambda entry: entry.sort_key)
+        # space id -> (account id, email, linked at): as loaded, then kept current by this process's
+        # own claims and releases; other instances' links show once the snapshot reloads.
+        self.links = dict(links or {})
         self.sort_keys = [entry.sort_key for entry in self.entries]
         self.loaded_at = loaded_at
         self.by_number = {entry.number.casefold(): entry for entry in self.entries}
@@ -609,7 +615,9 @@ class SpaceDirectory:
                 saved = self.index.update(entity)
             except ConcurrencyConflict:
                 continue
-            return Space.from_index({**entity, "_etag": saved["_etag"]})
+            claimed = Space.from_index({**entity, "_etag": saved["_etag"]})
+            self._note_link(claimed)
+            return claimed
         raise ConcurrencyConflict(f"space {space_id} kept changing while linking it; try again")
 
     def claim_many(self, claims: list[tuple[Space, str, str]]) -> list[Space | Conflict | NotFound]:
@@ -665,6 +673,7 @@ class SpaceDirectory:
                 outcomes[position] = replace(space, linked_account_id=entity["linked_account_id"],
                                              linked_email=entity["linked_email"], linked_at=entity["linked_at"],
                                              etag=(result or {}).get("etag"))
+                self._note_link(outcomes[position])
 
         _in_parallel([lambda chunk=to_write[start:start + MAX_BATCH_SIZE]: write(chunk)
                       for start in range(0, len(to_write), MAX_BATCH_SIZE)])
@@ -683,6 +692,7 @@ class SpaceDirectory:
                 self.index.update(entity)
             except ConcurrencyConflict:
                 continue
+            self._note_link(Space.from_index(entity))
             return
         raise ConcurrencyConflict(f"space {space_id} kept changing while unlinking it; try again")
 
@@ -816,18 +826,35 @@ class SpaceDirectory:
 
     def _load_snapshot(self) -> Snapshot:
         started = time.monotonic()
-        entries = [
-            IndexEntry(
+        entries, links = [], {}
+        for entity in self._index_rows(select=["RowKey", "building_id", "building_name", "floor", "number", "name",
+                                               "type", "capacity", "linked_account_id", "linked_email",
+                                               "linked_at"]):
+            entries.append(IndexEntry(
                 space_id=entity["RowKey"],
                 building_id=entity.get("building_id") or "",
                 building_name=entity.get("building_name") or entity.get("building_id") or "",
                 floor=entity.get("floor") or "",
                 number=entity.get("number") or "",
                 name=entity.get("name") or "",
-            )
-            for entity in self._index_rows(select=["RowKey", "building_id", "building_name", "floor", "number", "name"])
-        ]
-        return Snapshot(entries, loaded_at=started)
+                type=entity.get("type") or DEFAULT_TYPE,
+                capacity=int(entity.get("capacity") or 0),
+            ))
+            if entity.get("linked_account_id"):
+                links[entity["RowKey"]] = (entity["linked_account_id"], entity.get("linked_email") or "",
+                                           entity.get("linked_at") or "")
+        return Snapshot(entries, loaded_at=started, links=links)
+
+    def _note_link(self, space: Space) -> None:
+        """Keep this process's snapshot in step with a link it just wrote or cleared."""
+        current = _snapshots.get(self._cache_key)
+        if current is None:
+            return
+        if space.linked_account_id:
+            current.links[space.space_id] = (space.linked_account_id, space.linked_email or "",
+                                             space.linked_at or "")
+        else:
+            current.links.pop(space.space_id, None)
 
     def _fresh(self, space_ids: list[str]) -> dict[str, Space]:
         """The current SpaceIndex rows of these spaces: up to 14 keys per query, the queries in parallel.
@@ -870,8 +897,10 @@ class SpaceDirectory:
                     more = True
                     break
                 page.append(entry)
-        fresh = self._fresh([entry.space_id for entry in page])
-        items = [fresh[entry.space_id].to_api() for entry in page if entry.space_id in fresh]
+        # Served from the snapshot, links included: reading each page's rows again costs several times
+        # the bare query (Table Storage has no multi-key read). A link made elsewhere shows within
+        # `cache_seconds`; linking itself is always decided on the fresh row (`claim`).
+        items = [_space_of(entry, snapshot.links.get(entry.space_id)).to_api() for entry in page]
         next_token = None
         if more and page:
             number, space_id = page[-1].sort_key
@@ -964,6 +993,13 @@ def _executor() -> ThreadPoolExecutor:
             if _pool is None:
                 _pool = ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS, thread_name_prefix="spaces")
     return _pool
+
+
+def _space_of(entry: IndexEntry, link: tuple[str, str, str] | None) -> Space:
+    account_id, email, linked_at = link or (None, None, None)
+    return Space(space_id=entry.space_id, building_id=entry.building_id, building_name=entry.building_name,
+                 floor=entry.floor, number=entry.number, name=entry.name, type=entry.type, capacity=entry.capacity,
+                 linked_account_id=account_id, linked_email=email, linked_at=linked_at)
 
 
 def _in_parallel(calls: list[Callable[[], Any]]) -> list[Any]:

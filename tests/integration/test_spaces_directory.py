@@ -289,6 +289,21 @@ def test_search_page_shows_the_current_link(directory: SpaceDirectory) -> None:
         "account_id": "acct-1", "email": "orchard@contoso.com"}
 
 
+def test_search_shows_a_link_made_by_another_instance_once_its_snapshot_reloads(directory: SpaceDirectory) -> None:
+    directory.import_spaces(demo_spaces(), actor="a")
+    orchard = space_id_for("SG-03-014")
+    assert directory.search("orchard", 10, None)["items"][0]["linked"] is None
+    row = directory.index.get("space", orchard)
+    directory.index.update({**row, "linked_account_id": "acct-2", "linked_email": "other@contoso.com",
+                            "linked_at": "2026-11-25T10:00:00Z"})  # as another instance's claim would
+    assert directory.get(orchard).linked_email == "other@contoso.com"  # reading one space is always fresh
+    directory.forget_snapshot()  # what the reload after `cache_seconds` does
+    assert directory.search("orchard", 10, None)["items"][0]["linked"] == {
+        "account_id": "acct-2", "email": "other@contoso.com"}
+    with pytest.raises(SpaceTaken):
+        directory.claim(orchard, "acct-1", "orchard@contoso.com")
+
+
 def test_search_sees_an_import_in_this_process_at_once(directory: SpaceDirectory) -> None:
     directory.import_spaces([_space("s1", "3-014", "Orchard")], actor="a")
     assert directory.search("sentosa", 10, None)["items"] == []
