@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     paths = ensure_certificates(args.state_dir)
     issuer = TokenIssuer(load_or_create_signing_key(args.state_dir))
-    state = SimState(registration, args.fixture)
+    state = SimState(registration, args.fixture, consent_file=Path(args.state_dir) / "consents.json")
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.minimum_version = ssl.TLSVersion.TLSv1_2
     tls.load_cert_chain(paths.server_cert, paths.server_key)

@@ -394,15 +394,21 @@ def generate_tenant_spec(rooms: int, domain: str | None = None, tenant_id: str |
 class SimState:
     """Everything the simulator knows, guarded by one re-entrant lock."""
 
-    def __init__(self, app: AppRegistration, fixture_path: Path) -> None:
+    def __init__(self, app: AppRegistration, fixture_path: Path, consent_file: Path | None = None) -> None:
         self.app = app
         self.fixture_path = fixture_path
+        # Admin consent outlives a restart in a real tenant: with a state dir, grants are kept in it.
+        self.consent_file = consent_file
         self.lock = threading.RLock()
         self.tenants: dict[str, Tenant] = {}
         self.subscriptions: dict[str, Subscription] = {}
         self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=REQUEST_LOG_LIMIT)
         self._seq = itertools.count(1)
+        kept = self._kept_consents()
         self.reset()
+        for tenant_id in kept:
+            if tenant_id in self.tenants:
+                self.grant_consent(self.tenants[tenant_id], True)
 
     def reset(self) -> None:
         with self.lock:
@@ -412,6 +418,20 @@ class SimState:
                 self.add_tenant(_tenant_from_spec(spec))
             self.subscriptions = {}
             self.requests.clear()
+            self._keep_consents()  # back to the fixture: nothing consented
+
+    def _kept_consents(self) -> list[str]:
+        if self.consent_file is None or not self.consent_file.is_file():
+            return []
+        try:
+            return [str(tenant_id) for tenant_id in json.loads(self.consent_file.read_text(encoding="utf-8"))]
+        except (ValueError, TypeError):
+            return []
+
+    def _keep_consents(self) -> None:
+        if self.consent_file is not None:
+            consented = sorted(tenant.id for tenant in self.tenants.values() if tenant.consented)
+            self.consent_file.write_text(json.dumps(consented), encoding="utf-8")
 
     def add_tenant(self, tenant: Tenant) -> None:
         with self.lock:
@@ -451,6 +471,7 @@ class SimState:
             tenant.granted = set(self.app.required_permissions) if granted else set()
             if granted:
                 tenant.knobs.consent_revoked = False
+            self._keep_consents()
 
     # The request log: entries are appended on arrival; status and `answered` are filled in when
     # answered (null while in flight). `monotonic` (arrival) and `answered` are CLOCK_MONOTONIC,

@@ -76,3 +76,19 @@ def test_generator_is_deterministic_apart_from_the_id() -> None:
     assert len(first["roomLists"]) == 3
     assert {r["roomList"] for r in first["rooms"]} == {rl["emailAddress"] for rl in first["roomLists"]}
     assert first["rooms"][42]["emailAddress"] == "room-00042@bench.onmicrosoft.com"
+
+
+def test_admin_consent_of_a_fixture_tenant_survives_a_restart_and_reset_clears_it(tmp_path: Path) -> None:
+    contoso = "6f1c2a4e-8b3d-4e5f-9a7b-0c1d2e3f4a5b"
+    first = start_sim(tmp_path, str(uuid.uuid4()), "s3cret-a", "http://127.0.0.1:9/cb")
+    try:
+        assert first.control("POST", f"tenants/{contoso}/consent", json={"granted": True}).status_code == 200
+    finally:
+        assert stop_sim(first) == 0
+    second = start_sim(tmp_path, str(uuid.uuid4()), "s3cret-a", "http://127.0.0.1:9/cb")
+    try:
+        assert second.control("GET", f"tenants/{contoso}").json()["consented"] is True
+        second.control("POST", "reset")
+        assert second.control("GET", f"tenants/{contoso}").json()["consented"] is False
+    finally:
+        assert stop_sim(second) == 0
