@@ -845,19 +845,29 @@ class Connector:
     def _delete_unknown_subscriptions(self, work: TenantRun) -> None:
         """Delete subscriptions of ours that no calendar knows. Calendars are read after the
         listing, so a subscription saved meanwhile is known; rooms being connected right now
-        (connecting, or holding a live lease) are left to their own reconciliation."""
+        (connecting, or holding a live lease) are left to their own reconciliation. Such a room
+        may not have its mailbox id saved yet, and Graph names the mailbox by id: while one
+        does, a subscription for a mailbox no calendar names waits for a later run."""
         known: set[str] = set()
         busy: set[str] = set()
+        mailboxes: set[str] = set()
+        busy_without_mailbox_id = False
         now_text = iso(utc_now()) or ""
         for calendar in self.calendars.all_of(work.account.account_id):
+            keys = {calendar.email} | ({calendar.mailbox_id.lower()} if calendar.mailbox_id else set())
+            mailboxes |= keys
             if calendar.subscription_id:
                 known.add(calendar.subscription_id.lower())
             if calendar.status is CalendarStatus.CONNECTING or (calendar.extra.get(LEASE_UNTIL) or "") > now_text:
-                busy.add(calendar.email)
-                if calendar.mailbox_id:
-                    busy.add(calendar.mailbox_id.lower())
+                busy |= keys
+                busy_without_mailbox_id = busy_without_mailbox_id or not calendar.mailbox_id
+
+        def may_be_in_progress(subscription: GraphSubscription) -> bool:
+            return subscription.mailbox_key in busy or (busy_without_mailbox_id
+                                                        and subscription.mailbox_key not in mailboxes)
+
         for subscription in work.listing:
-            if subscription.subscription_id.lower() in known or subscription.mailbox_key in busy:
+            if subscription.subscription_id.lower() in known or may_be_in_progress(subscription):
                 continue
             try:
                 self._call(work, lambda s=subscription: self.subscriptions.delete(work.tenant_id, s.subscription_id),
@@ -867,7 +877,7 @@ class Connector:
             except GraphError as error:
                 log.warning("could not delete unknown subscription %s (%s)", subscription.subscription_id,
                             error.graph_code)
-        work.listing = [s for s in work.listing if s.subscription_id.lower() in known or s.mailbox_key in busy]
+        work.listing = [s for s in work.listing if s.subscription_id.lower() in known or may_be_in_progress(s)]
 
 
 def _header_seconds(headers: dict[str, Any], name: str) -> float | None:

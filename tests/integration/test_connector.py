@@ -232,6 +232,25 @@ def test_a_run_killed_after_creating_a_subscription_leaves_no_orphan(admin, stac
     assert [s["id"] for s in sim_subscriptions(stack, account["tenant_id"])] == [saved.subscription_id]
 
 
+def test_a_subscription_another_run_has_just_created_is_left_alone(admin, stack, fire, app_context):
+    account = account_with_calendars(admin, stack, rooms=2)
+    busy, other = account["room_emails"]
+    connector = app_context.connector
+    # Another run holds the room's lease and has created its subscription, named by the
+    # mailbox's id, but has not saved anything about it yet.
+    room = app_context.calendars.calendars.get(account["account_id"], busy)
+    claimed = connector.claim(room, "run-in-flight", connecting=True)
+    assert claimed is not None and claimed.mailbox_id is None
+    mailbox_id = app_context.graph.get(account["tenant_id"], f"/users/{busy}")["id"]
+    in_flight = connector.subscriptions.create(account["tenant_id"], mailbox_id, connector.client_state(claimed),
+                                               subscription_expiry())
+    fire("connector_run")
+    ids = {s["id"] for s in sim_subscriptions(stack, account["tenant_id"])}
+    assert in_flight.subscription_id in ids
+    assert ids == {in_flight.subscription_id,
+                   app_context.calendars.calendars.get(account["account_id"], other).subscription_id}
+
+
 def test_a_subscription_no_calendar_knows_is_deleted(admin, stack, fire, app_context):
     account = account_with_calendars(admin, stack, rooms=2, queue=False)
     known, unknown = account["room_emails"]
