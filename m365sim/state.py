@@ -229,17 +229,23 @@ class Tenant:
     knobs: Knobs = field(default_factory=Knobs)
     subscription_writes: collections.deque[float] = field(default_factory=collections.deque)
     inflight: dict[str, int] = field(default_factory=dict)
+    _users_by_key: dict[str, User] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Users are fixed when the tenant is built; look-ups are by id, UPN or mail.
+        for user in reversed(self.users):
+            for name in (user.id, user.user_principal_name.lower(), user.mail.lower()):
+                self._users_by_key[name] = user
 
     def find_user(self, key: str) -> User | None:
         """By object id or userPrincipalName/mail (case-insensitive), minus `missing_mailboxes`."""
-        wanted = key.strip().lower()
-        for user in self.users:
-            if wanted in (user.id, user.user_principal_name.lower(), user.mail.lower()):
-                missing = self.knobs.missing_mailboxes
-                if user.mail.lower() in missing or user.user_principal_name.lower() in missing:
-                    return None
-                return user
-        return None
+        user = self._users_by_key.get(key.strip().lower())
+        if user is None:
+            return None
+        missing = self.knobs.missing_mailboxes
+        if user.mail.lower() in missing or user.user_principal_name.lower() in missing:
+            return None
+        return user
 
     def is_denied(self, user: User) -> bool:
         denied = self.knobs.denied_mailboxes

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ GRAPH_AUDIENCE = "https://graph.microsoft.com"
 # Graph also accepts its application id as audience.
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 TOKEN_LIFETIME_SECONDS = 3600
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 class InvalidToken(Exception):
@@ -47,6 +49,8 @@ class TokenIssuer:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         self.kid = base64.urlsafe_b64encode(hashlib.sha256(public_der).digest()[:15]).decode("ascii")
+        self._verified: dict[str, TokenClaims] = {}
+        self._verified_lock = threading.Lock()
 
     def issue(self, *, tenant_id: str, app_id: str, app_display_name: str, service_principal_id: str,
               roles: list[str]) -> str:
@@ -75,6 +79,21 @@ class TokenIssuer:
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid, "x5t": self.kid})
 
     def verify(self, token: str) -> TokenClaims:
+        """Check the signature once per token (clients send the same token for an hour);
+        the lifetime is checked on every call."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.raw["exp"] <= time.time():
+                raise InvalidToken("Lifetime validation failed, the token is expired.")
+            return cached
+        claims = self._verify_signed(token)
+        with self._verified_lock:
+            if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+                self._verified.clear()
+            self._verified[token] = claims
+        return claims
+
+    def _verify_signed(self, token: str) -> TokenClaims:
         if not token:
             raise InvalidToken("Access token is empty.")
         try:
