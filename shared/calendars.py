@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -184,6 +184,14 @@ class CalendarRepository:
         saved = self.table.update(calendar.to_entity())
         calendar.etag = saved["_etag"]
         return calendar
+
+    def save_many(self, calendars: Sequence[Calendar]) -> list[Calendar]:
+        """Save calendars of one account in one transaction, each only if unchanged since it
+        was read: all are saved, or `ConcurrencyConflict` and none is."""
+        saved = self.table.transact([("update", calendar.to_entity()) for calendar in calendars])
+        for calendar, entity in zip(calendars, saved, strict=True):
+            calendar.etag = entity["_etag"]
+        return list(calendars)
 
     def delete(self, calendar: Calendar) -> None:
         self.table.delete(calendar.account_id, calendar.email, etag=calendar.etag)

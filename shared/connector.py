@@ -12,7 +12,10 @@ leaves a subscription in Graph that no calendar knows.
 What makes each step restartable (STYLE: background work is restartable):
 - a calendar is claimed with an ETag-guarded write that sets a lease
   (`claimed_until`, `claimed_by` in the entity); a lost race skips it, and a
-  run killed midway leaves a lease that expires, after which it is claimable again;
+  run killed midway leaves a lease that expires, after which it is claimable again.
+  The rooms of one `$batch` look-up are claimed in one entity-group transaction and
+  their outcomes saved in another; when one of them was written meanwhile, each is
+  claimed (or re-read and saved) on its own instead;
 - the subscription's nonce (hence its clientState) is saved with the claim,
   before the subscription is created, so the next run can recognise what a
   killed run created: it lists the app's subscriptions and adopts the one for
@@ -23,6 +26,7 @@ https://learn.microsoft.com/graph/throttling, https://learn.microsoft.com/graph/
 
 from __future__ import annotations
 
+import copy
 import hmac
 import logging
 import threading
@@ -313,6 +317,35 @@ class Mailbox:
     display_name: str | None
 
 
+@dataclass
+class Settled:
+    """A room's outcome waiting to be saved: the change to its calendar, what to count once it
+    is saved, and the subscription made for it (deleted if its calendar was removed meanwhile)."""
+
+    calendar: Calendar
+    change: Callable[[Calendar], None]
+    count: str
+    subscription: GraphSubscription | None = None
+
+
+class ChunkSettlement:
+    """The outcomes of the rooms claimed together; the room that comes in last gets them all,
+    to save them together as they were claimed."""
+
+    def __init__(self, rooms: int) -> None:
+        self._waiting = rooms
+        self._settled: list[Settled] = []
+        self._lock = threading.Lock()
+
+    def add(self, settled: Settled | None) -> list[Settled] | None:
+        """Add one room's outcome (None: nothing to save, its lease will expire)."""
+        with self._lock:
+            if settled is not None:
+                self._settled.append(settled)
+            self._waiting -= 1
+            return self._settled if self._waiting == 0 else None
+
+
 class Connector:
     def __init__(
         self,
@@ -444,22 +477,34 @@ class Connector:
                 # Waited in the queue past the time limit: claim nothing more.
                 work.counts.add("left_for_next_run", len(chunk))
                 return
-            claimed = [c for c in (self._claim(work, c, connecting=True) for c in chunk) if c]
-            if claimed:
-                for calendar, outcome in self._look_up_mailboxes(work, claimed):
-                    writers.submit(self._connect_task, work, calendar, outcome, in_flight)
-                    handed += 1
+            claimed = self.claim_many(chunk, work.run_id, connecting=True)
+            work.counts.add("claimed", len(claimed))
+            outcomes = list(self._look_up_mailboxes(work, claimed)) if claimed else []
+            settlement = ChunkSettlement(len(outcomes))
+            for calendar, outcome in outcomes:
+                writers.submit(self._connect_task, work, calendar, outcome, settlement, in_flight)
+                handed += 1
         except Exception:  # noqa: BLE001 - the leases expire and the next run retries
             log.exception("connector could not look up %d rooms", len(chunk))
         finally:
             in_flight.give(len(chunk) - handed)
 
     def _connect_task(self, work: TenantRun, calendar: Calendar, outcome: Mailbox | Failure,
-                      in_flight: RoomsInFlight) -> None:
+                      settlement: ChunkSettlement, in_flight: RoomsInFlight) -> None:
+        settled: Settled | None = None
         try:
-            self._guarded(work, self._connect_one, calendar, outcome)
+            settled = self._connect_one(work, calendar, outcome)
+        except Exception:  # noqa: BLE001 - the lease expires and the next run retries
+            log.exception("connector step failed for %s", calendar.email)
         finally:
-            in_flight.give()
+            try:
+                chunk = settlement.add(settled)
+                if chunk:
+                    self._settle_many(work, chunk)
+            except Exception:  # noqa: BLE001 - the leases expire and the next run reconciles
+                log.exception("connector could not save the rooms claimed with %s", calendar.email)
+            finally:
+                in_flight.give()
 
     def _maintain_task(self, work: TenantRun, calendar: Calendar, in_flight: RoomsInFlight) -> None:
         try:
@@ -520,6 +565,29 @@ class Connector:
     def claim(self, calendar: Calendar, run_id: str, *, connecting: bool, lease: timedelta = LEASE) -> Calendar | None:
         """ETag-guarded claim with a lease; None when someone else holds or just took it.
         For connecting, the nonce of the clientState is saved here, before any subscription exists."""
+        if self._with_lease(calendar, run_id, connecting=connecting, lease=lease) is None:
+            return None
+        try:
+            return self.calendars.save(calendar)
+        except ConcurrencyConflict:
+            return None
+
+    def claim_many(self, calendars: list[Calendar], run_id: str, *, connecting: bool) -> list[Calendar]:
+        """Claim rooms of one account in one transaction, as `claim` does each; when one of them
+        was changed meanwhile, each is claimed on its own so the others are still taken."""
+        if len(calendars) > 1:
+            leased = [c for c in (self._with_lease(copy.deepcopy(calendar), run_id, connecting=connecting)
+                                  for calendar in calendars) if c is not None]
+            try:
+                return self.calendars.save_many(leased) if leased else []
+            except ConcurrencyConflict:
+                pass
+        return [c for c in (self.claim(calendar, run_id, connecting=connecting) for calendar in calendars) if c]
+
+    def _with_lease(self, calendar: Calendar, run_id: str, *, connecting: bool,
+                    lease: timedelta = LEASE) -> Calendar | None:
+        """The calendar with our lease (and, for connecting, its status and nonce) set; None
+        when a live lease is someone else's."""
         now = utc_now()
         if (calendar.extra.get(LEASE_UNTIL) or "") > (iso(now) or ""):
             return None
@@ -532,10 +600,7 @@ class Connector:
                 calendar.extra[NONCE] = new_nonce()
             calendar.client_state_hash = client_state_hash(self.client_state(calendar))
             calendar.attempts += 1
-        try:
-            return self.calendars.save(calendar)
-        except ConcurrencyConflict:
-            return None
+        return calendar
 
     def _claim(self, work: TenantRun, calendar: Calendar, *, connecting: bool) -> Calendar | None:
         claimed = self.claim(calendar, work.run_id, connecting=connecting)
@@ -550,15 +615,43 @@ class Connector:
         for _ in range(5):
             if current is None or current.extra.get(LEASE_OWNER) != work.run_id:
                 return None
-            change(current)
-            current.extra.pop(LEASE_UNTIL, None)
-            current.extra.pop(LEASE_OWNER, None)
-            current.updated_at = iso(utc_now())
+            self._release(current, change)
             try:
                 return self.calendars.save(current)
             except ConcurrencyConflict:
                 current = self.calendars.find(calendar.account_id, calendar.email)
         return None
+
+    @staticmethod
+    def _release(calendar: Calendar, change: Callable[[Calendar], None]) -> None:
+        change(calendar)
+        calendar.extra.pop(LEASE_UNTIL, None)
+        calendar.extra.pop(LEASE_OWNER, None)
+        calendar.updated_at = iso(utc_now())
+
+    def _settle(self, work: TenantRun, settled: Settled) -> None:
+        if self._finish(work, settled.calendar, settled.change):
+            work.counts.add(settled.count)
+        elif settled.subscription is not None:
+            self._abandon(work, settled.calendar, settled.subscription)
+
+    def _settle_many(self, work: TenantRun, chunk: list[Settled]) -> None:
+        """Save the outcomes of rooms claimed together in one transaction; when one of them was
+        written meanwhile (a notification, an admin), each is re-read and saved on its own."""
+        if len(chunk) > 1 and all(s.calendar.extra.get(LEASE_OWNER) == work.run_id for s in chunk):
+            released = [copy.deepcopy(s.calendar) for s in chunk]
+            for settled, calendar in zip(chunk, released, strict=True):
+                self._release(calendar, settled.change)
+            try:
+                self.calendars.save_many(released)
+            except ConcurrencyConflict:
+                pass
+            else:
+                for settled in chunk:
+                    work.counts.add(settled.count)
+                return
+        for settled in chunk:
+            self._settle(work, settled)
 
     # --- Graph calls through the gate -----------------------------------------------------------
 
@@ -707,15 +800,14 @@ class Connector:
             return Failure("mailbox", f"mailbox not found: Graph returned no id for {calendar.email}")
         return Mailbox(mailbox_id, display_name)
 
-    def _connect_one(self, work: TenantRun, calendar: Calendar, outcome: Mailbox | Failure) -> None:
+    def _connect_one(self, work: TenantRun, calendar: Calendar, outcome: Mailbox | Failure) -> Settled:
         try:
             if isinstance(outcome, Failure):
                 raise outcome
             calendar.mailbox_id = outcome.mailbox_id
             subscription = self._subscribe(work, calendar, outcome.mailbox_id)
         except (GraphError, Deferred, ConsentLost, Failure, IdentityUnavailable) as error:
-            self._fail(work, calendar, self._failure_of(work, error, calendar, "subscribe to the room's calendar"))
-            return
+            return self._failed(calendar, self._failure_of(work, error, calendar, "subscribe to the room's calendar"))
 
         def connected(current: Calendar) -> None:
             if current.status is not CalendarStatus.CONNECTED:
@@ -730,10 +822,7 @@ class Connector:
             current.last_error = None
             current.extra.pop(REAUTHORIZE, None)
 
-        if self._finish(work, calendar, connected):
-            work.counts.add("connected")
-            return
-        self._abandon(work, calendar, subscription)
+        return Settled(calendar, connected, "connected", subscription)
 
     def _abandon(self, work: TenantRun, calendar: Calendar, subscription: GraphSubscription) -> None:
         """The calendar was removed (or the lease lost) while we subscribed: a removed calendar's
@@ -784,13 +873,16 @@ class Connector:
         return created
 
     def _fail(self, work: TenantRun, calendar: Calendar, failure: Failure) -> None:
+        self._settle(work, self._failed(calendar, failure))
+
+    @staticmethod
+    def _failed(calendar: Calendar, failure: Failure) -> Settled:
         def failed(current: Calendar) -> None:
             current.set_status(CalendarStatus.FAILED, failure.reason, failure.kind)
             current.last_error = failure.reason
             current.next_attempt_at = iso(failure.retry_at) if failure.kind == "transient" else None
 
-        if self._finish(work, calendar, failed):
-            work.counts.add("failed")
+        return Settled(calendar, failed, "failed")
 
     # --- keeping connections alive ----------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,17 +227,22 @@ class Table:
         applied = 0
         for batch_operations in by_partition.values():
             for start in range(0, len(batch_operations), MAX_BATCH_SIZE):
-                chunk = batch_operations[start : start + MAX_BATCH_SIZE]
-                try:
-                    self.client.submit_transaction([_transaction_item(op, entity) for op, entity in chunk])
-                except TableTransactionError as error:
-                    if error.status_code == 409 or getattr(error, "error_code", "") == "EntityAlreadyExists":
-                        raise Conflict("one of the rows already exists") from error
-                    if error.status_code in (404, 412):
-                        raise ConcurrencyConflict("one of the rows was changed meanwhile") from error
-                    raise
-                applied += len(chunk)
+                applied += len(self.transact(batch_operations[start : start + MAX_BATCH_SIZE]))
         return applied
+
+    def transact(self, operations: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Entity]:
+        """One entity-group transaction (one partition, at most 100 operations): all apply or
+        none. Returns each entity as written, with its new ETag."""
+        try:
+            replies = self.client.submit_transaction([_transaction_item(op, entity) for op, entity in operations])
+        except TableTransactionError as error:
+            if error.status_code == 409 or getattr(error, "error_code", "") == "EntityAlreadyExists":
+                raise Conflict("one of the rows already exists") from error
+            if error.status_code in (404, 412):
+                raise ConcurrencyConflict("one of the rows was changed meanwhile") from error
+            raise
+        return [{**_for_write(entity), "_etag": reply.get("etag")}
+                for (_, entity), reply in zip(operations, replies, strict=True)]
 
 
 def _transaction_item(operation: str, entity: Mapping[str, Any]) -> tuple[Any, ...]:

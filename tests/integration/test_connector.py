@@ -285,3 +285,50 @@ def test_a_run_out_of_time_leaves_the_rest_for_the_next_run(admin, stack, fire, 
     assert all(calendar(admin, account, e)["status"] == "queued" for e in account["room_emails"])
     fire("connector_run")
     assert all(calendar(admin, account, e)["status"] == "connected" for e in account["room_emails"])
+
+
+def test_rooms_claimed_together_skip_only_the_one_changed_meanwhile(admin, stack, app_context):
+    account = account_with_calendars(admin, stack, rooms=3)
+    rooms = [app_context.calendars.calendars.get(account["account_id"], e) for e in account["room_emails"]]
+    # Someone writes the middle room after the run read it.
+    changed = copy.deepcopy(rooms[1])
+    changed.display_name = "renamed meanwhile"
+    app_context.calendars.calendars.save(changed)
+    claimed = app_context.connector.claim_many(rooms, "run-a", connecting=True)
+    assert [c.email for c in claimed] == [rooms[0].email, rooms[2].email]
+    stored = {e: app_context.calendars.calendars.get(account["account_id"], e) for e in account["room_emails"]}
+    assert [stored[c.email].extra.get("claimed_by") for c in rooms] == ["run-a", None, "run-a"]
+    assert stored[rooms[1].email].display_name == "renamed meanwhile"
+    # Claimed together, they are not claimed again by another run.
+    again = app_context.connector.claim_many(list(stored.values()), "run-b", connecting=True)
+    assert [c.email for c in again] == [rooms[1].email]
+
+
+def test_outcomes_saved_together_keep_a_write_made_meanwhile(admin, stack, app_context):
+    from shared.connector import RunCounts, Settled, TenantRun
+
+    account = account_with_calendars(admin, stack, rooms=3)
+    connector = app_context.connector
+    rooms = [app_context.calendars.calendars.get(account["account_id"], e) for e in account["room_emails"]]
+    claimed = connector.claim_many(rooms, "run-a", connecting=True)
+    assert len(claimed) == 3
+    # A write to one room (say, a notification) lands while its subscription is being made.
+    meanwhile = app_context.calendars.calendars.get(account["account_id"], claimed[0].email)
+    meanwhile.display_name = "written meanwhile"
+    app_context.calendars.calendars.save(meanwhile)
+
+    def connected(current):
+        current.set_status(CalendarStatus.CONNECTED, "connected")
+        current.subscription_id = f"sub-{current.email}"
+
+    counts = RunCounts()
+    work = TenantRun(app_context.accounts.find(account["account_id"]), "run-a",
+                     connector.gate(account["tenant_id"]), counts, float("inf"))
+    connector._settle_many(work, [Settled(c, connected, "connected") for c in claimed])
+    assert counts.connected == 3
+    for room in claimed:
+        stored = app_context.calendars.calendars.get(account["account_id"], room.email)
+        assert stored.status is CalendarStatus.CONNECTED and stored.subscription_id == f"sub-{room.email}"
+        assert "claimed_by" not in stored.extra
+    assert app_context.calendars.calendars.get(account["account_id"],
+                                               claimed[0].email).display_name == "written meanwhile"
