@@ -636,8 +636,11 @@ class Connector:
             self._abandon(work, settled.calendar, settled.subscription)
 
     def _settle_many(self, work: TenantRun, chunk: list[Settled]) -> None:
-        """Save the outcomes of rooms claimed together in one transaction; when one of them was
+        """Save the outcomes of rooms claimed together: the webhooks' index entries of their new
+        subscriptions in one transaction, then the calendars in another; when one of them was
         written meanwhile (a notification, an admin), each is re-read and saved on its own."""
+        self.index.put_many(work.account.account_id, [(s.subscription.subscription_id, s.calendar.email)
+                                                      for s in chunk if s.subscription is not None])
         if len(chunk) > 1 and all(s.calendar.extra.get(LEASE_OWNER) == work.run_id for s in chunk):
             released = [copy.deepcopy(s.calendar) for s in chunk]
             for settled, calendar in zip(chunk, released, strict=True):
@@ -805,7 +808,7 @@ class Connector:
             if isinstance(outcome, Failure):
                 raise outcome
             calendar.mailbox_id = outcome.mailbox_id
-            subscription = self._subscribe(work, calendar, outcome.mailbox_id)
+            subscription = self._subscribe(work, calendar, outcome.mailbox_id, record=False)
         except (GraphError, Deferred, ConsentLost, Failure, IdentityUnavailable) as error:
             return self._failed(calendar, self._failure_of(work, error, calendar, "subscribe to the room's calendar"))
 
@@ -835,10 +838,11 @@ class Connector:
                 log.warning("could not delete the subscription of removed %s now (%s); the next run will",
                             calendar.email, error)
 
-    def _subscribe(self, work: TenantRun, calendar: Calendar, mailbox_id: str) -> GraphSubscription:
+    def _subscribe(self, work: TenantRun, calendar: Calendar, mailbox_id: str, *,
+                   record: bool = True) -> GraphSubscription:
         """Reconcile, then create: adopt the room's subscription whose clientState we derive (or
         the one the calendar already names), delete any other of ours for the room, and create
-        one only when none is left."""
+        one only when none is left. `record=False` leaves the webhooks' index entry to the caller."""
         expected = self.client_state(calendar)
         keys = {mailbox_id.lower(), calendar.email}
         adopted: GraphSubscription | None = None
@@ -859,7 +863,8 @@ class Connector:
                 renewed = self._call(work, lambda: self.subscriptions.renew(
                     work.tenant_id, adopted.subscription_id, subscription_expiry()), mailbox=calendar.email,
                     write=True)
-                self.index.put(renewed.subscription_id, calendar.account_id, calendar.email)
+                if record:
+                    self.index.put(calendar.account_id, renewed.subscription_id, calendar.email)
                 return renewed
             except GraphError as error:
                 if error.status != 404:
@@ -869,7 +874,8 @@ class Connector:
         if not created.subscription_id:
             raise Failure("transient", "Microsoft Graph answered without a subscription id, retrying next run",
                           utc_now() + timedelta(seconds=RETRY_BASE_SECONDS))
-        self.index.put(created.subscription_id, calendar.account_id, calendar.email)
+        if record:
+            self.index.put(calendar.account_id, created.subscription_id, calendar.email)
         return created
 
     def _fail(self, work: TenantRun, calendar: Calendar, failure: Failure) -> None:
@@ -914,7 +920,7 @@ class Connector:
 
         def renewed(current: Calendar) -> None:
             if current.subscription_id and current.subscription_id != subscription.subscription_id:
-                self.index.remove(current.subscription_id)
+                self.index.remove(current.account_id, current.subscription_id)
             current.subscription_id = subscription.subscription_id
             current.subscription_expires_at = subscription.expires_at or current.subscription_expires_at
             current.last_error = None

@@ -80,23 +80,18 @@ class NotificationInbox:
         if not isinstance(item, dict):
             log.warning("dropped a %s item that is not an object", kind)
             return None
-        subscription_id = item.get("subscriptionId")
-        target = self.index.find(subscription_id) if isinstance(subscription_id, str) else None
-        if target is None:
+        subscription_id, account_id = item.get("subscriptionId"), item.get("tenantId")
+        email = self.index.find(account_id, subscription_id)
+        if email is None:
             log.warning("dropped a %s item for unknown subscription %.64r", kind, subscription_id)
             return None
-        account_id, email = target
-        calendar = self.calendars.find(account_id, email) if account_id and email else None
+        calendar = self.calendars.find(str(account_id).lower(), email)
         if calendar is None or (calendar.subscription_id and calendar.subscription_id.lower()
                                 != str(subscription_id).lower()):
             log.warning("dropped a %s item for subscription %s: no calendar holds it", kind, subscription_id)
             return None
         if not client_state_matches(item.get("clientState"), calendar.client_state_hash):
             log.warning("dropped a %s item for %s: clientState does not match", kind, calendar.email)
-            return None
-        tenant = item.get("tenantId")
-        if tenant is not None and str(tenant).lower() != calendar.account_id.lower():
-            log.warning("dropped a %s item for %s: it names another tenant", kind, calendar.email)
             return None
         return calendar
 
@@ -195,7 +190,7 @@ class NotificationInbox:
                 current = self.calendars.find(calendar.account_id, calendar.email)
         log.info("lifecycle event %s for %s", event, calendar.email)
         if event == "subscriptionRemoved":
-            self.index.remove(subscription_id)
+            self.index.remove(calendar.account_id, subscription_id)
         if event == "missed":
             # Some changes were not delivered: consumers re-read the room's calendar.
             self.queue.send_message(json.dumps({

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +37,6 @@ EXPIRY_MARGIN_MINUTES = 30
 # Renew subscriptions that expire within this window (DESIGN: "renewed well before expiry").
 RENEW_WITHIN = timedelta(days=1)
 CHANGE_TYPES = "created,updated,deleted"
-INDEX_ROW = "subscription"
 
 
 def new_nonce() -> str:
@@ -109,27 +109,43 @@ class GraphSubscription:
 
 
 class SubscriptionIndex:
-    """Subscription id -> (account, room email), for the webhooks. Rows may outlive their
-    subscription (a crash between steps); readers always check the calendar points back."""
+    """(account, subscription id) -> room email, for the webhooks: Graph's notifications name
+    the tenant (the account's id) and the subscription. One partition per account, so the
+    subscriptions of rooms connected together are recorded in one transaction. Rows may outlive
+    their subscription (a crash between steps); readers always check the calendar points back."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
 
-    def put(self, subscription_id: str, account_id: str, email: str) -> None:
-        self.table.upsert({"PartitionKey": subscription_id.lower(), "RowKey": INDEX_ROW,
-                           "account_id": account_id, "email": email, "created_at": iso(utc_now())})
+    @staticmethod
+    def _entity(account_id: str, subscription_id: str, email: str) -> dict[str, Any]:
+        return {"PartitionKey": account_id.lower(), "RowKey": subscription_id.lower(), "email": email,
+                "created_at": iso(utc_now())}
 
-    def find(self, subscription_id: str) -> tuple[str, str] | None:
-        if not isinstance(subscription_id, str) or not 0 < len(subscription_id) <= 128 or \
-                any(c in subscription_id for c in "/\\#?'\x00"):
+    def put(self, account_id: str, subscription_id: str, email: str) -> None:
+        self.table.upsert(self._entity(account_id, subscription_id, email))
+
+    def put_many(self, account_id: str, entries: Iterable[tuple[str, str]]) -> None:
+        """(subscription id, email) pairs of one account, in entity-group transactions."""
+        self.table.submit_in_batches([("upsert", self._entity(account_id, subscription_id, email))
+                                      for subscription_id, email in entries])
+
+    def find(self, account_id: Any, subscription_id: Any) -> str | None:
+        """The room email, or None for anything unknown or not a plausible key."""
+        if not (_plausible_key(account_id) and _plausible_key(subscription_id)):
             return None
-        entity = self.table.get(subscription_id.lower(), INDEX_ROW)
+        entity = self.table.get(account_id.lower(), subscription_id.lower())
         if entity is None:
             return None
-        return str(entity.get("account_id") or ""), str(entity.get("email") or "")
+        return str(entity.get("email") or "") or None
 
-    def remove(self, subscription_id: str) -> None:
-        self.table.delete(subscription_id.lower(), INDEX_ROW)
+    def remove(self, account_id: str, subscription_id: str) -> None:
+        self.table.delete(account_id.lower(), subscription_id.lower())
+
+
+def _plausible_key(value: Any) -> bool:
+    """A string Table Storage may take as a key (and short, as Graph's ids are)."""
+    return isinstance(value, str) and 0 < len(value) <= 128 and not any(c in value for c in "/\\#?'\x00")
 
 
 class SubscriptionManager:
@@ -176,7 +192,7 @@ class SubscriptionManager:
             raise
         finally:
             if self.index is not None:
-                self.index.remove(subscription_id)
+                self.index.remove(tenant_id, subscription_id)
         return True
 
     def list_all(self, tenant_id: str) -> list[GraphSubscription]:

@@ -74,6 +74,20 @@ def test_a_notification_with_a_wrong_client_state_is_dropped(anonymous, admin, s
     assert calendar(admin, connected, connected["email"])["last_notification_at"] is None
 
 
+def test_a_notification_naming_another_tenant_or_none_is_dropped(anonymous, admin, stack, connected):
+    take_messages(stack, connected["account_id"])
+    right_secret = connected["subscription"]["clientState"]
+    assert right_secret
+    for tenant_id in ("11111111-2222-3333-4444-555555555555", None):
+        body = _notification(connected["subscription"], right_secret, tenant_id)
+        assert anonymous.post("/api/notifications", json=body).status_code == 202
+    assert take_messages(stack, connected["account_id"]) == []
+    # The same item naming the account's own tenant is taken.
+    assert anonymous.post("/api/notifications", json=_notification(
+        connected["subscription"], right_secret, connected["tenant_id"])).status_code == 202
+    assert len(take_messages(stack, connected["account_id"])) == 1
+
+
 def test_malformed_and_huge_bodies_are_rejected_without_effect(anonymous, stack, connected):
     take_messages(stack, connected["account_id"])
     for path in ("/api/notifications", "/api/notifications/lifecycle"):
