@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from bench.report import Figure, ratio
-from bench.support import Bench, BenchError
+from bench.support import Bench, BenchError, Load
 from shared.context import AppContext
 from shared.models import CalendarStatus, parse_iso, utc_now
 from shared.settings import Settings
@@ -107,7 +107,9 @@ def _serial_rate(bench: Bench, rooms: int) -> float:
 
 def connect(bench: Bench, calendars: int, serial_calendars: int, tenants: int, per_tenant: int) -> list[Figure]:
     single = _prepare(bench, calendars)
+    load = Load(bench.stack)
     seconds, connected, runs = _drive(bench, [single], calendars, timeout=max(300.0, calendars * 0.5))
+    single_load = load.text(connected, "room")
     _retire(bench, [single])
     if connected == 0:
         raise BenchError(f"no calendar was connected in {seconds:.0f} s ({runs} runs)")
@@ -115,11 +117,13 @@ def connect(bench: Bench, calendars: int, serial_calendars: int, tenants: int, p
     serial = _serial_rate(bench, serial_calendars)
 
     group = [_prepare(bench, per_tenant) for _ in range(tenants)]
+    load = Load(bench.stack)
     many_seconds, many_connected, many_runs = _drive(bench, group, tenants * per_tenant,
                                                      timeout=max(300.0, tenants * per_tenant * 0.5))
+    many_load = load.text(many_connected, "room")
     _retire(bench, group)
     many_rate = many_connected / many_seconds
-    done = f"{connected:,} of {calendars:,} connected in {seconds:.0f} s ({runs} timer runs)"
+    done = f"{connected:,} of {calendars:,} connected in {seconds:.0f} s ({runs} timer runs); {single_load}"
     return [
         Figure("connect vs one request at a time", rate, "rooms/s", serial, "rooms/s", ratio(rate, serial), "—",
                note=f"1 tenant, {done}; baseline: {serial_calendars} rooms, 4 requests each, one at a time; "
@@ -130,7 +134,8 @@ def connect(bench: Bench, calendars: int, serial_calendars: int, tenants: int, p
         Figure(f"connect, {tenants} tenants vs one", many_rate, "rooms/s", rate, "rooms/s", ratio(many_rate, rate),
                f"grows with tenants ({bench_cores()} cores)",
                note=f"{many_connected:,} of {tenants * per_tenant:,} connected in {many_seconds:.0f} s "
-                    f"({many_runs} timer runs), {per_tenant:,} calendars per tenant, all tenants queued at once"),
+                    f"({many_runs} timer runs), {per_tenant:,} calendars per tenant, all tenants queued at once; "
+                    f"{many_load}"),
     ]
 
 

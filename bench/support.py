@@ -10,6 +10,7 @@ percentiles. It never asserts a timing and never changes product code or setting
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -144,6 +145,55 @@ class Bench:
             status = entity.get("status") or "added"
             counts[status] = counts.get(status, 0) + 1
         return counts
+
+
+class Load:
+    """CPU spent from construction to `text()`: by each process of the stack (with its
+    children) and by the whole machine (all processes, from /proc/stat). It tells which part
+    bounds a figure: the machine's cores, or one Python process's interpreter lock."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._pids = {process.name: process.popen.pid for process in stack.processes}
+        self._started = time.monotonic()
+        self._machine = _machine_ticks()
+        self._processes = {name: _tree_cpu_seconds(pid) for name, pid in self._pids.items()}
+
+    def text(self, units: int, unit: str) -> str:
+        seconds = max(1e-9, time.monotonic() - self._started)
+        parts = []
+        for name, pid in self._pids.items():
+            used = _tree_cpu_seconds(pid) - self._processes[name]
+            parts.append(f"{name} {1000 * used / max(units, 1):.1f} ms/{unit} ({used / seconds:.2f} cores)")
+        end = _machine_ticks()
+        if self._machine is not None and end is not None and end[1] > self._machine[1]:
+            parts.append(f"machine {(end[0] - self._machine[0]) / (end[1] - self._machine[1]):.0%} busy")
+        return "CPU: " + ", ".join(parts)
+
+
+def _machine_ticks() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all cores; idle and iowait are not busy."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
+    return total - fields[3] - fields[4], total
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants (0 for what has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as children:
+            return own + sum(_tree_cpu_seconds(int(child)) for child in children.read().split())
+    except (OSError, ValueError):
+        return own
 
 
 def timed(work: Callable[[], Any]) -> tuple[float, Any]:
