@@ -33,6 +33,7 @@ from shared.csv_import import PARALLEL_TRANSACTIONS, CalendarImports
 from shared.models import AccountStatus, iso, utc_now
 from shared.spaces import INDEX_PARTITION, SpaceDirectory, SpaceRow
 from shared.storage import StorageAccount, Table
+from shared.storage.batch import submit_transaction
 from shared.storage.tables import MAX_BATCH_SIZE
 
 UPLOADS = "calendar-uploads"
@@ -118,7 +119,7 @@ def raw_transactions(spaces: Table, calendars: Table, account_id: str, rows: lis
                              "linked_account_id": account_id, "linked_email": email.lower(), "linked_at": now})
                  for email, room in chunk if room]
         if links:
-            spaces.client.submit_transaction([(operation, entity, {"mode": UpdateMode.MERGE})
+            submit_transaction(spaces.client, [(operation, entity, {"mode": UpdateMode.MERGE})
                                               for operation, entity in links])
         calendars.submit_in_batches(("create", Calendar(account_id=account_id, email=email.lower(), added_at=now,
                                                         added_by="bench").to_entity()) for email, _ in chunk)

@@ -55,6 +55,7 @@ from azure.data.tables import TableTransactionError, UpdateMode
 from shared.errors import ConcurrencyConflict, Conflict, Invalid, NotFound, TooLarge
 from shared.models import iso, utc_now
 from shared.storage import Table
+from shared.storage.batch import submit_transaction
 from shared.storage.tables import MAX_BATCH_SIZE, decode_continuation, encode_continuation
 
 log = logging.getLogger("rcc.spaces")
@@ -656,7 +657,7 @@ class SpaceDirectory:
                                    {"mode": UpdateMode.MERGE, "etag": space.etag,
                                     "match_condition": MatchConditions.IfNotModified}))
             try:
-                results = self.index.client.submit_transaction(operations)
+                results = submit_transaction(self.index.client, operations)
             except TableTransactionError as error:
                 if error.status_code not in (404, 412):
                     raise
@@ -1026,7 +1027,7 @@ def _batches(table: Table, entities: list[dict[str, Any]], mode: UpdateMode) -> 
     for partition in by_partition.values():
         for start in range(0, len(partition), MAX_BATCH_SIZE):
             operations = [("upsert", entity, {"mode": mode}) for entity in partition[start : start + MAX_BATCH_SIZE]]
-            calls.append(lambda operations=operations: table.client.submit_transaction(operations))
+            calls.append(lambda operations=operations: submit_transaction(table.client, operations))
     return calls
 
 

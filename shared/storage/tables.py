@@ -19,6 +19,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from shared.errors import ConcurrencyConflict, Conflict, Invalid
+from shared.storage.batch import submit_transaction
 
 # Table Storage limits: an entity-group transaction holds at most 100 entities of
 # one partition; a query page at most 1,000 entities.
@@ -234,7 +235,7 @@ class Table:
         """One entity-group transaction (one partition, at most 100 operations): all apply or
         none. Returns each entity as written, with its new ETag."""
         try:
-            replies = self.client.submit_transaction([_transaction_item(op, entity) for op, entity in operations])
+            replies = submit_transaction(self.client, [_transaction_item(op, entity) for op, entity in operations])
         except TableTransactionError as error:
             if error.status_code == 409 or getattr(error, "error_code", "") == "EntityAlreadyExists":
                 raise Conflict("one of the rows already exists") from error
