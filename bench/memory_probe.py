@@ -16,6 +16,7 @@ import sys
 
 from azure.core.exceptions import ServiceResponseError
 
+from devhost.blobs import MAX_TRIES
 from shared.accounts import AccountRepository
 from shared.audit import AuditLog
 from shared.calendars import CalendarRepository
@@ -32,18 +33,15 @@ def _rss_bytes() -> int:
     return 0
 
 
-HOST_TRIES = 5  # the Functions host's tries for a blob trigger before poison
-
-
 def _process_like_the_host(imports: CalendarImports, blob_name: str) -> dict:
-    """Up to 5 tries, as the Functions host retries a blob trigger: the import is idempotent, and
+    """Up to `MAX_TRIES` tries, as the Functions host retries a blob trigger: the import is idempotent, and
     Azurite (Node) may reset a pooled keep-alive connection that sat idle past its 5 s timeout
     between the import's two passes, which the SDK does not retry for a POST."""
-    for attempt in range(1, HOST_TRIES + 1):
+    for attempt in range(1, MAX_TRIES + 1):
         try:
             return imports.process_blob(blob_name)
         except ServiceResponseError:
-            if attempt == HOST_TRIES:
+            if attempt == MAX_TRIES:
                 raise
     raise AssertionError("unreachable")
 
