@@ -20,6 +20,7 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 
 from shared.errors import ConcurrencyConflict, Conflict, Invalid
 from shared.storage.batch import submit_transaction
+from shared.storage.query import query_entities
 
 # Table Storage limits: an entity-group transaction holds at most 100 entities of
 # one partition; a query page at most 1,000 entities.
@@ -210,11 +211,8 @@ class Table:
         page_size: int,
         select: list[str] | None,
     ):
-        if query_filter:
-            return self.client.query_entities(
-                query_filter, parameters=dict(parameters or {}), results_per_page=page_size, select=select
-            )
-        return self.client.list_entities(results_per_page=page_size, select=select)
+        return query_entities(self.client, query_filter, parameters=dict(parameters or {}), select=select,
+                              results_per_page=page_size)
 
     def submit_in_batches(self, operations: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         """Apply ("upsert" | "create" | "update" | "delete", entity) operations in
