@@ -19,6 +19,12 @@ Writes go 100 rows at a time, a few such chunks in flight: first the chunk's spa
 one entity-group transaction of If-Match merges (`SpaceDirectory.claim_many`; a claim that
 loses a race is decided again one by one, a taken space rejects its row), then the chunk's
 new calendars as one transaction. A row's calendar is written only once its space is its own.
+While one window's transactions are answered the next window is parsed and decided; windows are
+reported in line order. Every row is decided from the rows before it, never from when a claim
+was answered: the first acceptable row naming a space holds it in the file (a later row naming
+it is rejected, whatever that claim comes to), and moving a calendar off a space an earlier row
+named waits for that row's claim. So a file gives the same report however its windows fall and
+its requests interleave.
 
 Restartable (the blob trigger is at-least-once): the import id comes from the blob's
 path and every calendar this import writes carries `import_marker` = import id + blob
@@ -40,8 +46,9 @@ import logging
 import re
 import tempfile
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +81,9 @@ _PROPERTY_CHARACTERS = 30_000
 _WINDOW_ROWS = 2000
 # Entity-group transactions in flight at once.
 PARALLEL_TRANSACTIONS = 4
+# Windows whose transactions are submitted but not yet reported: while one is written, the next is
+# parsed and decided, so Table Storage is kept busy.
+_WINDOWS_IN_FLIGHT = 2
 TEMPLATE_PATH = Path(__file__).with_name("csvTemplate.csv")
 REPORT_COLUMNS = ("line", "email", "roomID", "outcome", "reason")
 EXPORT_COLUMNS = ("email", "roomID", "status", "space_name", "display_name", "status_reason")
@@ -127,6 +137,7 @@ class ImportRun:
     space_holders: dict[str, tuple[str, int]] = field(default_factory=dict)
     window: list[RowResult] = field(default_factory=list)
     pending: int = 0
+    in_flight: deque[tuple[list[RowResult], list[Future[None]]]] = field(default_factory=deque)
 
 
 def parse_upload_path(blob_name: str) -> tuple[str, str] | None:
@@ -318,6 +329,7 @@ class CalendarImports:
                 if len(run.window) >= _WINDOW_ROWS or run.pending >= MAX_BATCH_SIZE * PARALLEL_TRANSACTIONS:
                     self._flush(run)
             self._flush(run)
+            self._drain(run)
             text.flush()
             length = spool.tell()
             spool.seek(0)
@@ -433,7 +445,11 @@ class CalendarImports:
     def _decide(self, run: ImportRun, row: Any) -> None:
         run.counts["rows"] += 1
         result = RowResult(line=row.line, email=row.email, room=row.room or "", outcome="rejected")
+        self._decide_row(run, row, result)
+        # Into the window once decided: deciding may submit and report the rows before it.
         run.window.append(result)
+
+    def _decide_row(self, run: ImportRun, row: Any, result: RowResult) -> None:
         if row.problem:
             result.reason = row.problem
             return
@@ -455,7 +471,7 @@ class CalendarImports:
             if row.room:
                 run.space_holders.setdefault(known.space_id, (email, row.line))
             if known.previous_space_id and not run.validate_only:
-                self.spaces.release(known.previous_space_id, run.account_id, email)
+                self._release_previous(run, known.previous_space_id, email)
             return
         space: Space | None = None
         if row.room:
@@ -465,8 +481,12 @@ class CalendarImports:
                 return
             holder = run.space_holders.get(space.space_id)
             if holder is not None and holder[0] != email:
-                result.reason = f"space {space.label} is given to {holder[0]} on line {holder[1]} of this file"
+                result.reason = (f"space {space.label} is already named on line {holder[1]} of this file "
+                                 f"(for {holder[0]}): a space links to one calendar")
                 return
+            # The first row naming a space holds it in this file, whatever its claim comes to: so every
+            # row is decided from the rows before it alone, never from when a claim was answered.
+            run.space_holders[space.space_id] = (email, row.line)
         target = space.space_id if space else ""
         if known is not None and (row.room is None or known.space_id == target):
             # A file without a room column (a list of emails) never unlinks existing calendars;
@@ -478,8 +498,6 @@ class CalendarImports:
             self._prepare_add(run, space, email, result)
         else:
             self._update_link(run, space, email, result)
-        if space is not None and result.outcome != "rejected":
-            run.space_holders[space.space_id] = (email, row.line)
 
     def _check_claimable(self, run: ImportRun, space: Space | None, email: str, result: RowResult) -> None:
         if space is not None and space.linked_account_id and not space.is_linked_to(run.account_id, email):
@@ -529,13 +547,23 @@ class CalendarImports:
             result.reason = f"{email} was changed by someone else while the file was being imported; upload again"
             return
         if previous:
-            self.spaces.release(previous, run.account_id, email)
+            self._release_previous(run, previous, email)
         result.outcome = "updated"
 
+    def _release_previous(self, run: ImportRun, space_id: str, email: str) -> None:
+        """Free the space a calendar is moved off. When an earlier row of the file named it, that
+        row's claim is answered first and finds the space still linked, as it would if the rows
+        were applied one by one."""
+        holder = run.space_holders.get(space_id)
+        if holder is not None and holder[0] != email:
+            self._flush(run)
+            self._drain(run)
+        self.spaces.release(space_id, run.account_id, email)
+
     def _flush(self, run: ImportRun) -> None:
-        """Claim the spaces of the pending calendars and create the calendars, up to 100 rows at a
-        time (one claims transaction, then one calendars transaction), then write the window's rows
-        to the report."""
+        """Submit the window: the spaces of its pending calendars are claimed and the calendars
+        created, up to 100 rows at a time (one claims transaction, then one calendars transaction).
+        The window is reported once they are answered, while later windows are being decided."""
         pending = [result for result in run.window if result.pending is not None]
         chunks = [pending[start:start + MAX_BATCH_SIZE] for start in range(0, len(pending), MAX_BATCH_SIZE)]
 
@@ -551,13 +579,24 @@ class CalendarImports:
                 for result in chunk:
                     self._add_one(run, result)
 
-        # Chunks are independent (distinct rows, distinct spaces, each transaction atomic), so a
-        # few go at once; the window's report rows are written only after all of them, in line order.
-        if len(chunks) > 1:
-            list(run.pool.map(submit, chunks))
-        elif chunks:
-            submit(chunks[0])
-        for result in run.window:
+        # Chunks are independent (distinct rows, distinct spaces, each transaction atomic), so they go
+        # at once; only the pool's threads touch a submitted row until its window is reported.
+        run.in_flight.append((run.window, [run.pool.submit(submit, chunk) for chunk in chunks]))
+        run.window, run.pending = [], 0
+        while len(run.in_flight) > _WINDOWS_IN_FLIGHT:
+            self._report_window(run)
+
+    def _drain(self, run: ImportRun) -> None:
+        while run.in_flight:
+            self._report_window(run)
+
+    def _report_window(self, run: ImportRun) -> None:
+        """Wait for the oldest submitted window's transactions, then write its rows to the report in
+        line order (a failed transaction raises here, and the trigger's retry resumes the import)."""
+        window, futures = run.in_flight.popleft()
+        for future in futures:
+            future.result()
+        for result in window:
             outcome = result.outcome
             if outcome == "rejected":
                 run.counts["rejected"] += 1
@@ -569,8 +608,6 @@ class CalendarImports:
             shown = f"would be {outcome}" if run.validate_only and outcome != "rejected" else outcome
             run.writer.writerow([protect(str(value)) for value in (
                 result.line, result.email, result.room, shown, result.reason)])
-        run.window.clear()
-        run.pending = 0
 
     def _claim_spaces(self, run: ImportRun, chunk: list[RowResult]) -> None:
         """Claim the chunk's spaces before their calendars are written (a crash in between leaves
@@ -595,8 +632,6 @@ class CalendarImports:
                 result.claimed = outcome
                 continue
             result.outcome, result.reason, result.pending = "rejected", outcome.message, None
-            if run.space_holders.get(result.to_claim.space_id, ("", 0))[0] == result.email:
-                del run.space_holders[result.to_claim.space_id]
 
     def _add_one(self, run: ImportRun, result: RowResult) -> None:
         assert result.pending is not None

@@ -214,6 +214,38 @@ def test_an_existing_calendar_gets_its_link_updated_and_the_old_space_freed(admi
     assert linked(admin, spaces[2])["email"] == same
 
 
+def test_a_space_named_again_far_down_the_file_stays_with_the_first_row(admin, account, spaces) -> None:
+    """The first row naming a space holds it in the file even when its claim fails, however many
+    rows (and so transactions answered meanwhile) lie between it and the next row naming it."""
+    holder, first, *fillers, again = emails(503)
+    assert admin.post(f"/api/accounts/{account['account_id']}/calendars",
+                      json={"email": holder, "space_id": spaces[0]["id"]}).status_code == 201
+    lines = ["email,roomID", f"{first},{spaces[0]['number']}", *(f"{email}," for email in fillers),
+             f"{again},{spaces[0]['number']}"]
+    record = finished(admin, account, upload(admin, account, "\n".join(lines).encode()))
+    assert record["counts"] == {"rows": 502, "added": 500, "updated": 0, "unchanged": 0, "rejected": 2}, record
+    reasons = {item["line"]: item["reason"] for item in record["rejected"]}
+    assert holder in reasons[2]
+    assert "line 2" in reasons[503] and first in reasons[503]
+    assert linked(admin, spaces[0])["email"] == holder
+
+
+def test_a_space_a_later_row_moves_a_calendar_off_is_still_linked_for_the_rows_before(admin, account,
+                                                                                     spaces) -> None:
+    """As if the rows were applied one by one: line 2 finds the space still linked to the calendar
+    that line 3 moves off it, so line 2 is rejected and the space is left free."""
+    moving, new = emails(2)
+    assert admin.post(f"/api/accounts/{account['account_id']}/calendars",
+                      json={"email": moving, "space_id": spaces[0]["id"]}).status_code == 201
+    content = f"email,roomID\n{new},{spaces[0]['number']}\n{moving},{spaces[1]['number']}\n"
+    record = finished(admin, account, upload(admin, account, content.encode()))
+    assert record["counts"] == {"rows": 2, "added": 0, "updated": 1, "unchanged": 0, "rejected": 1}, record
+    assert moving in record["rejected"][0]["reason"]
+    assert calendar(admin, account, new) is None
+    assert calendar(admin, account, moving)["space"]["id"] == spaces[1]["id"]
+    assert linked(admin, spaces[0]) is None
+
+
 def test_a_file_of_emails_only_adds_without_unlinking_anything(admin, account, spaces) -> None:
     existing, new = emails(2)
     assert admin.post(f"/api/accounts/{account['account_id']}/calendars",
