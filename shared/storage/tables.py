@@ -20,7 +20,7 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 
 from shared.errors import ConcurrencyConflict, Conflict, Invalid
 from shared.storage.batch import submit_transaction
-from shared.storage.query import query_entities
+from shared.storage.query import query_entities, scan
 
 # Table Storage limits: an entity-group transaction holds at most 100 entities of
 # one partition; a query page at most 1,000 entities.
@@ -200,8 +200,9 @@ class Table:
         parameters: Mapping[str, Any] | None = None,
         select: list[str] | None = None,
     ) -> Iterator[Entity]:
-        """Every matching entity, page by page (1,000 per round trip)."""
-        for entity in self._pager(query_filter, parameters, MAX_PAGE_SIZE, select):
+        """Every matching entity, page by page (1,000 per round trip, the next one read ahead)."""
+        for entity in scan(self.client, query_filter, parameters=dict(parameters or {}), select=select,
+                           page_size=MAX_PAGE_SIZE):
             yield _plain(entity)
 
     def _pager(

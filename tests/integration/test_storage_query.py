@@ -1,5 +1,5 @@
-"""`shared.storage.query.query_entities` against Azurite: the same entities (values, OData
-types, ETags, Timestamps), the same pages and continuation, the same errors as the SDK's
+"""`shared.storage.query.query_entities` and `scan` against Azurite: the same entities (values,
+OData types, ETags, Timestamps), the same pages and continuation, the same errors as the SDK's
 `TableClient.query_entities` / `list_entities`."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty
 
-from shared.storage.query import query_entities
+from shared.storage.query import query_entities, scan
 
 
 @pytest.fixture
@@ -44,7 +44,9 @@ def test_entities_of_every_type_read_as_the_sdk_reads_them(table) -> None:
     ours = list(query_entities(table, query, parameters=parameters))
     assert len(ours) == 3
     _same(ours, list(table.query_entities(query, parameters=parameters)))
+    _same(list(scan(table, query, parameters=parameters)), list(table.query_entities(query, parameters=parameters)))
     _same(list(query_entities(table)), list(table.list_entities()))
+    _same(list(scan(table)), list(table.list_entities()))
     select = ["RowKey", "big", "when"]
     _same(list(query_entities(table, query, parameters=parameters, select=select)),
           list(table.query_entities(query, parameters=parameters, select=select)))
@@ -68,6 +70,8 @@ def test_pages_and_continuation_are_the_sdks(table) -> None:
     resumed = query_entities(table, "PartitionKey eq 'p'", results_per_page=100).by_page(
         continuation_token=token.continuation_token)
     assert [entity["n"] for entity in next(resumed)] == list(range(100, 200))
+    _same(list(scan(table, "PartitionKey eq 'p'", page_size=100)), list(table.query_entities("PartitionKey eq 'p'")))
+    _same(list(scan(table, "PartitionKey eq 'p'", page_size=50)), list(table.list_entities()))
 
 
 def test_a_missing_table_and_a_bad_filter_fail_as_the_sdk_fails(app_context) -> None:
@@ -76,6 +80,8 @@ def test_a_missing_table_and_a_bad_filter_fail_as_the_sdk_fails(app_context) -> 
         list(missing.list_entities())
     with pytest.raises(ResourceNotFoundError):
         list(query_entities(missing))
+    with pytest.raises(ResourceNotFoundError):
+        list(scan(missing))
     table = app_context.storage.tables.create_table_if_not_exists(f"query{uuid.uuid4().hex[:12]}")
     try:
         with pytest.raises(HttpResponseError) as sdk:
@@ -83,5 +89,8 @@ def test_a_missing_table_and_a_bad_filter_fail_as_the_sdk_fails(app_context) -> 
         with pytest.raises(HttpResponseError) as ours:
             list(query_entities(table, "PartitionKey eq"))
         assert (type(ours.value), ours.value.status_code) == (type(sdk.value), sdk.value.status_code)
+        with pytest.raises(HttpResponseError) as scanned:
+            list(scan(table, "PartitionKey eq"))
+        assert (type(scanned.value), scanned.value.status_code) == (type(sdk.value), sdk.value.status_code)
     finally:
         app_context.storage.tables.delete_table(table.table_name)
