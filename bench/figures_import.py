@@ -86,7 +86,7 @@ def _import_seconds(bench: Bench, content: bytes, rows: int) -> float:
         record = imports.get(account_id, import_id)
         return record if record and record.get("status") in ("completed", "failed") else None
 
-    record = poll(finished, timeout=max(120.0, rows / 50), interval=0.1, what=f"the import of {rows:,} rows")
+    record = poll(finished, timeout=max(120.0, rows / 50), interval=0.5, what=f"the import of {rows:,} rows")
     seconds = time.perf_counter() - started
     if record.get("status") != "completed" or int(record.get("added") or 0) != rows:
         raise BenchError(f"the import ended {record.get('status')} with {record.get('added')} added: "
