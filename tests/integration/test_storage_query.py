@@ -23,8 +23,9 @@ def table(app_context):
 
 def _every_type(key: str, row: str) -> dict:
     return {"PartitionKey": key, "RowKey": row, "text": "Zürich ✓ 'quoted'", "empty": "", "small": 7,
-            "big": EntityProperty(2**40, EdmType.INT64), "ratio": 1.5, "whole_double": EntityProperty(2.0, EdmType.DOUBLE),
-            "flag": False, "when": datetime(2026, 11, 26, 8, 30, 15, tzinfo=timezone.utc),
+            "big": EntityProperty(2**40, EdmType.INT64), "ratio": 1.5,
+            "whole_double": EntityProperty(2.0, EdmType.DOUBLE), "flag": False,
+            "when": datetime(2026, 11, 26, 8, 30, 15, tzinfo=timezone.utc),
             "guid": uuid.UUID("12345678-1234-5678-1234-567812345678"), "raw": b"\x00\xffbytes"}
 
 
