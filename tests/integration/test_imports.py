@@ -175,7 +175,7 @@ def test_bad_rows_are_reported_by_line_and_the_good_rows_applied(admin, account,
         f"{duplicate},",                             # 6 added
         f"{duplicate.upper()},",                     # 7 in-file duplicate
         f"{long_email},",                            # 8 oversize (for an email) field
-        f"{third},{spaces[1]['id']}",                # 9 room given to line 2
+        f"{third},{spaces[1]['id']}",                # 9 room already named on line 2
         "=HYPERLINK(\"http://evil.example\"),",      # 10 formula, reported Excel-safe
         f"{fourth},,surplus",                        # 11 more cells than the header
     ]
