@@ -56,7 +56,8 @@ def scan(client: TableClient, query_filter: str | None = None, *, parameters: di
     substituted = _parameter_filter_substitution(parameters, query_filter) if query_filter else None
     fetch = functools.partial(_fetch, client, table=client.table_name, top=page_size,
                               select=",".join(select) if select else None, filter=substituted)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as ahead:
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+    try:
         coming = ahead.submit(fetch)
         while True:
             try:
@@ -72,6 +73,10 @@ def scan(client: TableClient, query_filter: str | None = None, *, parameters: di
                 yield _convert_to_entity(entity)
             if not more:
                 return
+    finally:
+        # A caller that stops early (a look-up that found its row) does not wait for the page read
+        # ahead: a filtered page can take the service seconds. It is read, then dropped.
+        ahead.shutdown(wait=False, cancel_futures=True)
 
 
 def _page(client: TableClient, *, table: str, top: int | None, select: str | None, filter: str | None,  # noqa: A002

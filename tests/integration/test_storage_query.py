@@ -72,6 +72,9 @@ def test_pages_and_continuation_are_the_sdks(table) -> None:
         continuation_token=token.continuation_token)
     assert [entity["n"] for entity in next(resumed)] == list(range(100, 200))
     _same(list(scan(table, "PartitionKey eq 'p'", page_size=100)), list(table.query_entities("PartitionKey eq 'p'")))
+    stopped = scan(table, "PartitionKey eq 'p'", page_size=10)
+    assert [next(stopped)["n"] for _ in range(15)] == list(range(15))
+    stopped.close()  # a look-up that found its row: the page read ahead is dropped
     _same(list(scan(table, "PartitionKey eq 'p'", page_size=50)), list(table.list_entities()))
 
 
