@@ -41,10 +41,8 @@ def query_entities(client: TableClient, query_filter: str | None = None, *,
                    parameters: dict[str, Any] | None = None, select: list[str] | None = None,
                    results_per_page: int | None = None) -> ItemPaged[TableEntity]:
     """As `client.query_entities(query_filter, ...)`, or `client.list_entities(...)` without a filter."""
-    substituted = _parameter_filter_substitution(parameters, query_filter) if query_filter else None
     return ItemPaged(functools.partial(_page, client), table=client.table_name, results_per_page=results_per_page,
-                     filter=substituted, select=",".join(select) if select else None,
-                     page_iterator_class=TableEntityPropertiesPaged)
+                     **_query(query_filter, parameters, select), page_iterator_class=TableEntityPropertiesPaged)
 
 
 def scan(client: TableClient, query_filter: str | None = None, *, parameters: dict[str, Any] | None = None,
@@ -53,9 +51,8 @@ def scan(client: TableClient, query_filter: str | None = None, *, parameters: di
     requested as soon as this one has arrived: the service answers it while this page's entities
     are read and used here, so a scan takes about as long as the service alone takes. Pages are
     still asked for one after another (each continuation names the next); one is read ahead."""
-    substituted = _parameter_filter_substitution(parameters, query_filter) if query_filter else None
     fetch = functools.partial(_fetch, client, table=client.table_name, top=page_size,
-                              select=",".join(select) if select else None, filter=substituted)
+                              **_query(query_filter, parameters, select))
     ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
     try:
         coming = ahead.submit(fetch)
@@ -77,6 +74,12 @@ def scan(client: TableClient, query_filter: str | None = None, *, parameters: di
         # A caller that stops early (a look-up that found its row) does not wait for the page read
         # ahead: a filtered page can take the service seconds. It is read, then dropped.
         ahead.shutdown(wait=False, cancel_futures=True)
+
+
+def _query(query_filter: str | None, parameters: dict[str, Any] | None, select: list[str] | None) -> dict[str, Any]:
+    """The filter with its parameters substituted and the `$select` text, as the SDK's method makes them."""
+    return {"filter": _parameter_filter_substitution(parameters, query_filter) if query_filter else None,
+            "select": ",".join(select) if select else None}
 
 
 def _page(client: TableClient, *, table: str, top: int | None, select: str | None, filter: str | None,  # noqa: A002

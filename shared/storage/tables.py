@@ -156,7 +156,8 @@ class Table:
         """One server page. Table Storage may return an empty page with a token: callers
         that need `page_size` items use `query_filled_page`."""
         page_size = max(1, min(page_size, MAX_PAGE_SIZE))
-        pager = self._pager(query_filter, parameters, page_size, select).by_page(
+        pager = query_entities(self.client, query_filter, parameters=dict(parameters or {}), select=select,
+                               results_per_page=page_size).by_page(
             continuation_token=decode_continuation(continuation_token)
         )
         try:
@@ -204,16 +205,6 @@ class Table:
         for entity in scan(self.client, query_filter, parameters=dict(parameters or {}), select=select,
                            page_size=MAX_PAGE_SIZE):
             yield _plain(entity)
-
-    def _pager(
-        self,
-        query_filter: str | None,
-        parameters: Mapping[str, Any] | None,
-        page_size: int,
-        select: list[str] | None,
-    ):
-        return query_entities(self.client, query_filter, parameters=dict(parameters or {}), select=select,
-                              results_per_page=page_size)
 
     def submit_in_batches(self, operations: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         """Apply ("upsert" | "create" | "update" | "delete", entity) operations in
