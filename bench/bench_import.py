@@ -20,21 +20,19 @@ import sys
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from azure.data.tables import UpdateMode
-
+from bench.support import timed
 from devhost.stack import AZURITE, azurite_connection_string, free_port
 from shared.accounts import Account, AccountRepository
 from shared.audit import AuditLog
-from shared.calendars import Calendar, CalendarRepository, claim_space, normalise_email
-from shared.csv_import import PARALLEL_TRANSACTIONS, CalendarImports
+from shared.calendars import Calendar, CalendarRepository, SpaceLinks
+from shared.identifiers import normalise_email
+from shared.imports import PARALLEL_TRANSACTIONS, CalendarImports, ImportRecords
 from shared.models import AccountStatus, iso, utc_now
 from shared.spaces import INDEX_PARTITION, SpaceDirectory, SpaceRow
-from shared.storage import StorageAccount, Table
-from shared.storage.batch import submit_transaction
-from shared.storage.tables import MAX_BATCH_SIZE
+from shared.storage import MAX_BATCH_SIZE, StorageAccount, Table
 
 UPLOADS = "calendar-uploads"
 REPORTS = "import-reports"
@@ -102,7 +100,7 @@ def one_row(spaces: SpaceDirectory, calendars: CalendarRepository, account_id: s
     calendar = Calendar(account_id=account_id, email=normalise_email(email), added_at=iso(utc_now()),
                         added_by="bench")
     if room:
-        calendar.link_to(claim_space(spaces, calendars, spaces.resolve(room), account_id, calendar.email))
+        calendar.link_to(SpaceLinks(spaces, calendars).claim(spaces.resolve(room), account_id, calendar.email))
     calendars.table.upsert(calendar.to_entity())
 
 
@@ -115,12 +113,11 @@ def raw_transactions(spaces: Table, calendars: Table, account_id: str, rows: lis
     now = iso(utc_now())
 
     def chunk_work(chunk: list[tuple[str, str]]) -> None:
-        links = [("update", {"PartitionKey": INDEX_PARTITION, "RowKey": space_ids[room],
-                             "linked_account_id": account_id, "linked_email": email.lower(), "linked_at": now})
+        links = [("update-merge", {"PartitionKey": INDEX_PARTITION, "RowKey": space_ids[room],
+                                   "linked_account_id": account_id, "linked_email": email.lower(), "linked_at": now})
                  for email, room in chunk if room]
         if links:
-            submit_transaction(spaces.client, [(operation, entity, {"mode": UpdateMode.MERGE})
-                                              for operation, entity in links])
+            spaces.transact(links)
         calendars.submit_in_batches(("create", Calendar(account_id=account_id, email=email.lower(), added_at=now,
                                                         added_by="bench").to_entity()) for email, _ in chunk)
 
@@ -129,10 +126,17 @@ def raw_transactions(spaces: Table, calendars: Table, account_id: str, rows: lis
         list(pool.map(chunk_work, chunks))
 
 
-def timed(work: Callable[[], object]) -> tuple[float, object]:
-    started = time.perf_counter()
-    result = work()
-    return time.perf_counter() - started, result
+def standalone_imports(storage: StorageAccount, uploads: str, reports: str,
+                       spaces: SpaceDirectory | None = None) -> CalendarImports:
+    """The CSV import over these storage clients alone, as the composition root wires it (no
+    Graph, no connector: an import that asks to connect queues nothing here)."""
+    calendars = CalendarRepository(storage.table("Calendars"))
+    directory = spaces or SpaceDirectory(storage.table("Spaces"), storage.table("SpaceIndex"))
+    return CalendarImports(
+        blobs=storage.blobs, uploads_container=uploads, reports_container=reports,
+        records=ImportRecords(storage.table("Imports")), calendars=calendars,
+        accounts=AccountRepository(storage.table("Accounts")), links=SpaceLinks(directory, calendars),
+        audit=AuditLog(storage.table("Audit")), queue_for_connection=lambda account_id, actor: None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,10 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         accounts = AccountRepository(storage.table("Accounts"))
         calendars = CalendarRepository(storage.table("Calendars"))
         spaces = SpaceDirectory(storage.table("Spaces"), storage.table("SpaceIndex"))
-        imports = CalendarImports(
-            blobs=storage.blobs, uploads_container=UPLOADS, reports_container=REPORTS,
-            imports=storage.table("Imports"), calendars=calendars, accounts=accounts, spaces=spaces,
-            audit=AuditLog(storage.table("Audit")), queue_for_connection=lambda account_id, actor: None)
+        imports = standalone_imports(storage, UPLOADS, REPORTS, spaces)
         uploads = storage.blobs.get_container_client(UPLOADS)
         rooms = [space.number for space in seed_spaces(spaces.index, (size + 1) // 2 + (baseline_rows + 1) // 2)]
 

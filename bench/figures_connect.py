@@ -24,9 +24,10 @@ from typing import Any
 from bench.report import Figure, ratio
 from bench.support import Bench, BenchError, Load
 from shared.context import AppContext
+from shared.graph import subscription_expiry
 from shared.models import CalendarStatus, parse_iso, utc_now
+from shared.notifications import client_state_for, new_nonce
 from shared.settings import Settings
-from shared.subscriptions import client_state_for, new_nonce, subscription_expiry
 
 LATENCY_MS = 50
 # Graph: about 1,000 subscription writes per app per tenant per 20 s.
@@ -97,7 +98,7 @@ def _serial_rate(bench: Bench, rooms: int) -> float:
         user = graph.get(tenant["id"], f"users/{email}", {"$select": "id,displayName,mail,userPrincipalName"})
         graph.get(tenant["id"], f"users/{email}/calendar", {"$select": "id"})
         graph.get(tenant["id"], f"places/{email}")
-        context.subscriptions.create(tenant["id"], user["id"],
+        context.connector.subscriptions.create(tenant["id"], user["id"],
                                      client_state_for(signing_key, "serial", email, new_nonce()),
                                      subscription_expiry())
     seconds = time.perf_counter() - started

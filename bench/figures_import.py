@@ -26,9 +26,9 @@ from bench.support import Bench, BenchError, poll, timed
 from devhost.stack import ROOT
 from shared.accounts import AccountRepository
 from shared.calendars import CalendarRepository
-from shared.csv_import import PARALLEL_TRANSACTIONS
+from shared.imports import PARALLEL_TRANSACTIONS
 from shared.spaces import SpaceDirectory, SpaceRow
-from shared.storage.tables import MAX_BATCH_SIZE
+from shared.storage import MAX_BATCH_SIZE
 
 PROBE_CONTAINER = "bench-memory"
 ROUNDS = 2

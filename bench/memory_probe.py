@@ -16,12 +16,9 @@ import sys
 
 from azure.core.exceptions import ServiceResponseError
 
+from bench.bench_import import standalone_imports
 from devhost.blobs import MAX_TRIES
-from shared.accounts import AccountRepository
-from shared.audit import AuditLog
-from shared.calendars import CalendarRepository
-from shared.csv_import import CalendarImports
-from shared.spaces import SpaceDirectory
+from shared.imports import CalendarImports
 from shared.storage import REPORTS_CONTAINER, StorageAccount
 
 
@@ -49,12 +46,7 @@ def _process_like_the_host(imports: CalendarImports, blob_name: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     connection, container, blob_name = (argv if argv is not None else sys.argv[1:])[:3]
     storage = StorageAccount.from_connection_string(connection)
-    imports = CalendarImports(
-        blobs=storage.blobs, uploads_container=container, reports_container=REPORTS_CONTAINER,
-        imports=storage.table("Imports"), calendars=CalendarRepository(storage.table("Calendars")),
-        accounts=AccountRepository(storage.table("Accounts")),
-        spaces=SpaceDirectory(storage.table("Spaces"), storage.table("SpaceIndex")),
-        audit=AuditLog(storage.table("Audit")), queue_for_connection=lambda account_id, actor: None)
+    imports = standalone_imports(storage, container, REPORTS_CONTAINER)
     before = _rss_bytes()
     record = _process_like_the_host(imports, blob_name)
     # Linux reports ru_maxrss in KiB.

@@ -14,42 +14,42 @@ bp = func.Blueprint()
 @bp.route(route="accounts", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @admin_api
 def list_accounts(call: ApiCall) -> object:
-    return {"items": get_context().account_service.list()}
+    return {"items": get_context().accounts.list()}
 
 
 @bp.function_name("accounts_add")
 @bp.route(route="accounts", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @admin_api(success_status=201)
 def add_account(call: ApiCall) -> object:
-    return get_context().account_service.add(call.json().get("tenant_id"), call.principal)
+    return get_context().accounts.add(call.json().get("tenant_id"), call.principal)
 
 
 @bp.function_name("accounts_get")
 @bp.route(route="accounts/{account_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @admin_api
 def get_account(call: ApiCall) -> object:
-    return get_context().account_service.get(call.route("account_id"))
+    return get_context().accounts.get(call.route("account_id"))
 
 
 @bp.function_name("accounts_remove")
 @bp.route(route="accounts/{account_id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
 @admin_api
 def remove_account(call: ApiCall) -> object:
-    return get_context().account_service.remove(call.route("account_id"), call.principal)
+    return get_context().accounts.remove(call.route("account_id"), call.principal)
 
 
 @bp.function_name("accounts_reauthorize")
 @bp.route(route="accounts/{account_id}/reauthorize", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @admin_api
 def reauthorize_account(call: ApiCall) -> object:
-    return get_context().account_service.reauthorize(call.route("account_id"), call.principal)
+    return get_context().accounts.reauthorize(call.route("account_id"), call.principal)
 
 
 @bp.function_name("accounts_check")
 @bp.route(route="accounts/{account_id}/check", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @admin_api
 def check_account(call: ApiCall) -> object:
-    return get_context().account_service.check(call.route("account_id"), call.principal)
+    return get_context().accounts.check(call.route("account_id"), call.principal)
 
 
 @bp.function_name("consent_callback")

@@ -82,7 +82,7 @@ def unlink_calendar(call: ApiCall) -> object:
 @bp.route(route="accounts/{account_id}/rooms", methods=["GET"], auth_level=ANON)
 @admin_api
 def discover_rooms(call: ApiCall) -> object:
-    return get_context().rooms.discover(call.route("account_id"))
+    return get_context().discovery.discover(call.route("account_id"))
 
 
 @bp.function_name("audit_list")

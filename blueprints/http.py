@@ -21,7 +21,7 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.context import get_context
+from shared.context import get_settings
 from shared.errors import (
     Conflict,
     DomainError,
@@ -33,8 +33,7 @@ from shared.errors import (
     UnsupportedMediaType,
     UpstreamError,
 )
-from shared.graph import GraphError
-from shared.identity import IdentityUnavailable, TokenRefused
+from shared.graph import GraphError, IdentityUnavailable, TokenRefused
 from shared.models import Principal
 
 log = logging.getLogger("rcc.http")
@@ -193,7 +192,7 @@ def admin_api(
                 principal = read_principal(req)
                 if principal is None:
                     raise Unauthenticated("sign in as an administrator to use this")
-                if get_context().settings.admin_role not in principal.roles:
+                if get_settings().admin_role not in principal.roles:
                     raise Forbidden("this is for administrators only")
                 if req.method.upper() in STATE_CHANGING_METHODS:
                     if not req.headers.get("x-requested-with"):

@@ -13,7 +13,8 @@ import azure.functions as func
 from blueprints.http import ApiCall, admin_api
 from shared.context import get_context
 from shared.errors import Invalid
-from shared.spaces import SpaceDirectory, rows_from_csv
+from shared.imports import space_rows_from_csv
+from shared.spaces import SpaceDirectory
 
 bp = func.Blueprint()
 
@@ -32,7 +33,7 @@ def directory() -> SpaceDirectory:
 def import_spaces(call: ApiCall) -> dict[str, Any]:
     content_type = (call.request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type == "text/csv":
-        rows: list[Any] = rows_from_csv(call.request.get_body() or b"")
+        rows: list[Any] = space_rows_from_csv(call.request.get_body() or b"")
     else:
         spaces = call.json().get("spaces")
         if not isinstance(spaces, list):

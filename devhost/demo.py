@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from devhost.demo_spaces import demo_spaces
 from shared.context import AppContext
-from shared.demo_spaces import demo_spaces
 from shared.settings import Settings
 
 

@@ -13,8 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.models import iso, utc_now
-from shared.storage import Table
-from shared.storage.tables import decode_continuation, encode_continuation
+from shared.storage import Table, decode_continuation, encode_continuation
 
 # Far enough in the future that inverted keys stay positive and fixed-width.
 _MAX_MICROSECONDS = 10**17

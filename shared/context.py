@@ -1,39 +1,36 @@
 """The composition root: every client and service the domain needs, built once per process.
 
-Owns turning `Settings` into live objects: storage clients, one `requests.Session`
-(trusting the configured CA bundle), MSAL token provider, Graph client and the
-services. Nothing here runs at import: `get_context()` builds lazily on the first
-invocation, so the Functions host can index the app with storage down. Tests
-build their own `AppContext` from settings pointed at Azurite and m365sim.
+Owns turning `Settings` into live objects: the storage clients, one `requests.Session` (trusting
+the configured CA bundle), the MSAL token provider and the one Graph client, the storage pool,
+and each capability's service wired to what it needs. Nothing here runs at import:
+`get_context()` builds on the first invocation that needs storage or Graph, so the Functions
+host can index the app with storage down, and `get_settings()` reads the settings alone (what
+the HTTP layer needs to check a caller's role). Tests build their own `AppContext` from settings
+pointed at Azurite and m365sim.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import requests
 from azure.storage.queue import TextBase64EncodePolicy
 from requests.adapters import HTTPAdapter
 
-from shared.account_service import AccountService
-from shared.accounts import AccountRepository
+from shared.accounts import AccountRepository, AccountService, ConsentService, ConsentStates
 from shared.audit import AuditLog
-from shared.calendars import CalendarRepository, CalendarService
-from shared.connector import Connector
-from shared.consent import ConsentService
-from shared.csv_import import CalendarImports
-from shared.graph import GraphClient
-from shared.identity import TokenProvider
-from shared.models import iso
+from shared.calendars import CalendarRepository, CalendarService, RoomDiscovery, SpaceLinks
+from shared.connector import Connector, RunRecords, delete_subscription_quietly
+from shared.graph import GraphClient, SubscriptionManager, TokenProvider
+from shared.imports import CalendarImports, ImportRecords
+from shared.models import iso, utc_now
 from shared.ncrontab import Schedule
-from shared.notifications import NotificationInbox
-from shared.rooms import RoomDiscovery
+from shared.notifications import NotificationInbox, SubscriptionIndex
 from shared.settings import Settings
 from shared.spaces import SpaceDirectory
-from shared.storage import CALENDAR_CHANGES_QUEUE, CONTAINER_NAMES, REPORTS_CONTAINER, StorageAccount
-from shared.subscriptions import SubscriptionIndex, SubscriptionManager
+from shared.storage import CALENDAR_CHANGES_QUEUE, CONTAINER_NAMES, REPORTS_CONTAINER, Parallel, StorageAccount
 
 
 class _PinnedTrustSession(requests.Session):
@@ -60,19 +57,17 @@ def build_http_session(settings: Settings, pool_size: int = 32) -> requests.Sess
 
 @dataclass
 class AppContext:
+    """One entry per capability, plus the clients tests and devhost reach for directly."""
+
     settings: Settings
     storage: StorageAccount
-    http: requests.Session
-    tokens: TokenProvider
     graph: GraphClient
     audit: AuditLog
-    accounts: AccountRepository
-    spaces: SpaceDirectory
-    calendars: CalendarService
+    accounts: AccountService
     consent: ConsentService
-    account_service: AccountService
-    subscriptions: SubscriptionManager
-    rooms: RoomDiscovery
+    calendars: CalendarService
+    discovery: RoomDiscovery
+    spaces: SpaceDirectory
     imports: CalendarImports
     connector: Connector
     notifications: NotificationInbox
@@ -88,78 +83,71 @@ class AppContext:
         tokens = TokenProvider(login_base_url=settings.login_base_url, client_id=settings.entra_client_id,
                                client_secret=settings.entra_client_secret, http=http)
         graph = GraphClient(base_url=settings.graph_base_url, tokens=tokens, http=http)
-        audit = AuditLog(storage.table("Audit"))
-        accounts = AccountRepository(storage.table("Accounts"))
-        spaces = SpaceDirectory(storage.table("Spaces"), storage.table("SpaceIndex"))
-        subscription_index = SubscriptionIndex(storage.table("Subscriptions"))
-        subscriptions = SubscriptionManager(graph, index=subscription_index,
-                                            notification_url=settings.notification_url,
-                                            lifecycle_notification_url=settings.lifecycle_notification_url)
+        parallel = Parallel()
         schedule = Schedule.parse(settings.connect_schedule)
+        audit = AuditLog(storage.table("Audit"))
+        account_rows = AccountRepository(storage.table("Accounts"))
         calendar_rows = CalendarRepository(storage.table("Calendars"))
+        spaces = SpaceDirectory(storage.table("Spaces"), storage.table("SpaceIndex"), parallel=parallel)
+        links = SpaceLinks(spaces, calendar_rows)
+        index = SubscriptionIndex(storage.table("Subscriptions"))
+        subscriptions = SubscriptionManager(graph, notification_url=settings.notification_url,
+                                            lifecycle_notification_url=settings.lifecycle_notification_url)
         calendars = CalendarService(
-            calendars=calendar_rows,
-            accounts=accounts,
-            spaces=spaces,
-            audit=audit,
-            remove_subscription=subscriptions.delete_for,
-            next_run_at=lambda: iso(schedule.next_after(datetime.now(UTC))),
+            calendars=calendar_rows, accounts=account_rows, links=links, audit=audit,
+            remove_subscription=functools.partial(delete_subscription_quietly, subscriptions, index),
+            next_run_at=lambda: iso(schedule.next_after(utc_now())),
         )
         consent = ConsentService(
-            states=storage.table("ConsentStates"),
-            accounts=accounts,
-            audit=audit,
-            tokens=tokens,
-            graph=graph,
-            signing_key=settings.state_signing_key,
-            login_base_url=settings.login_base_url,
-            client_id=settings.entra_client_id,
-            redirect_uri=settings.consent_redirect_uri,
-            admin_page_url=settings.admin_page_url,
-            on_reauthorized=calendars.requeue_after_reauthorization,
+            states=ConsentStates(storage.table("ConsentStates"), settings.state_signing_key),
+            accounts=account_rows, audit=audit, graph=graph, login_base_url=settings.login_base_url,
+            client_id=settings.entra_client_id, redirect_uri=settings.consent_redirect_uri,
+            admin_page_url=settings.admin_page_url, on_reauthorized=calendars.requeue_after_reauthorization,
         )
-        account_service = AccountService(accounts=accounts, consent=consent, tokens=tokens, graph=graph, audit=audit,
-                                         calendars=calendars)
-        return cls(settings=settings, storage=storage, http=http, tokens=tokens, graph=graph, audit=audit,
-                   accounts=accounts, spaces=spaces, calendars=calendars, consent=consent,
-                   account_service=account_service, subscriptions=subscriptions,
-                   rooms=RoomDiscovery(graph=graph, accounts=accounts, calendars=calendar_rows, spaces=spaces),
-                   imports=CalendarImports(blobs=storage.blobs, uploads_container=settings.uploads_container,
-                                           reports_container=REPORTS_CONTAINER, imports=storage.table("Imports"),
-                                           calendars=calendar_rows, accounts=accounts, spaces=spaces, audit=audit,
-                                           queue_for_connection=calendars.queue_calendars_for_connection),
-                   connector=_build_connector(settings, storage, tokens, http, accounts, calendar_rows,
-                                              account_service, subscription_index, schedule),
-                   notifications=NotificationInbox(
-                       calendars=calendar_rows, index=subscription_index,
-                       queue=storage.queues.get_queue_client(CALENDAR_CHANGES_QUEUE,
-                                                             message_encode_policy=TextBase64EncodePolicy())))
+        accounts = AccountService(accounts=account_rows, consent=consent, graph=graph, audit=audit,
+                                  calendars=calendars)
+        return cls(
+            settings=settings, storage=storage, graph=graph, audit=audit, accounts=accounts, consent=consent,
+            calendars=calendars,
+            discovery=RoomDiscovery(graph=graph, accounts=account_rows, calendars=calendar_rows, spaces=spaces),
+            spaces=spaces,
+            imports=CalendarImports(
+                blobs=storage.blobs, uploads_container=settings.uploads_container,
+                reports_container=REPORTS_CONTAINER, records=ImportRecords(storage.table("Imports")),
+                calendars=calendar_rows, accounts=account_rows, links=links, audit=audit,
+                queue_for_connection=calendars.queue_calendars_for_connection),
+            connector=Connector(
+                calendars=calendar_rows, account_service=accounts, graph=graph, subscriptions=subscriptions,
+                index=index, runs=RunRecords(storage.table("ConnectorRuns"), schedule),
+                signing_key=settings.state_signing_key, time_limit_seconds=settings.function_time_limit_seconds),
+            notifications=NotificationInbox(
+                calendars=calendar_rows, index=index,
+                queue=storage.queues.get_queue_client(CALENDAR_CHANGES_QUEUE,
+                                                      message_encode_policy=TextBase64EncodePolicy())),
+        )
 
 
-def _build_connector(settings: Settings, storage: StorageAccount, tokens: TokenProvider, http: requests.Session,
-                     accounts: AccountRepository, calendar_rows: CalendarRepository, account_service: AccountService,
-                     index: SubscriptionIndex, schedule: Schedule) -> Connector:
-    # The connector's own Graph client never sleeps on throttling: its gate waits out
-    # Retry-After per tenant, and schedules what cannot wait within the run.
-    graph = GraphClient(base_url=settings.graph_base_url, tokens=tokens, http=http, max_wait_seconds=0)
-    return Connector(
-        calendars=calendar_rows, accounts=accounts, account_service=account_service, tokens=tokens, graph=graph,
-        subscriptions=SubscriptionManager(graph, index=index, notification_url=settings.notification_url,
-                                          lifecycle_notification_url=settings.lifecycle_notification_url),
-        index=index, runs=storage.table("ConnectorRuns"), signing_key=settings.state_signing_key,
-        schedule=schedule, time_limit_seconds=settings.function_time_limit_seconds,
-    )
-
-
+_settings: Settings | None = None
 _context: AppContext | None = None
 _lock = threading.Lock()
 
 
+def get_settings() -> Settings:
+    """The process's settings, read and validated once from the environment."""
+    global _settings
+    if _settings is None:
+        with _lock:
+            if _settings is None:
+                _settings = Settings.from_environment()
+    return _settings
+
+
 def get_context() -> AppContext:
-    """The process-wide context, built on first use from the environment."""
+    """The process-wide context, built on first use."""
     global _context
     if _context is None:
+        settings = get_settings()
         with _lock:
             if _context is None:
-                _context = AppContext.build(Settings.from_environment())
+                _context = AppContext.build(settings)
     return _context

@@ -1,8 +1,9 @@
 """Models of the domain and its two state machines.
 
-Owns the account and calendar statuses and the transitions allowed between
-them (DESIGN §4). Every status change goes through `AccountStatus.check` /
-`CalendarStatus.check`; nothing else decides what may follow what.
+Owns the account and calendar statuses, the transitions allowed between them, the kinds of
+failure a calendar can be in (docs/architecture.md, "State machines"), and how moments are
+written. Every status change goes through `AccountStatus.check` / `CalendarStatus.check`;
+nothing else decides what may follow what.
 """
 
 from __future__ import annotations
@@ -80,6 +81,22 @@ CALENDAR_TRANSITIONS: dict[CalendarStatus, set[CalendarStatus]] = {
     CalendarStatus.CONNECTED: {CalendarStatus.QUEUED, CalendarStatus.CONNECTING, CalendarStatus.FAILED},
     CalendarStatus.FAILED: {CalendarStatus.QUEUED, CalendarStatus.CONNECTING},
 }
+
+
+class FailureKind(StrEnum):
+    """Why a calendar is `failed`, which decides who acts: the connector retries `transient`
+    ones itself; the others wait for the admin (re-authenticate, grant, fix the mailbox or scope)."""
+
+    CONSENT = "consent"
+    PERMISSION = "permission"
+    MAILBOX = "mailbox"
+    POLICY = "policy"
+    TRANSIENT = "transient"
+
+    @property
+    def fixed_by_reauthorizing(self) -> bool:
+        """The tenant stopped letting us in: consenting again fixes it."""
+        return self in (FailureKind.CONSENT, FailureKind.PERMISSION)
 
 
 def utc_now() -> datetime:

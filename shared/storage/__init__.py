@@ -1,79 +1,34 @@
-"""Storage: the service clients for tables, blobs and queues, and the table layer.
+"""Storage: the account's clients, ETag-guarded tables and transactions, leases, parallel requests.
 
-Owns how the app reaches its storage account: a connection string (Azurite
-locally) or the managed identity with account URLs (Azure). It never reads or
-writes domain rows itself; repositories in this package do.
+Owns everything that speaks to Azure Storage below the repositories of each capability. It
+never reads or writes a domain row itself, and nothing outside this package reaches the SDK
+fast paths (`_sdk.py`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from shared.storage.account import (
+    CALENDAR_CHANGES_QUEUE,
+    CONTAINER_NAMES,
+    QUEUE_NAMES,
+    REPORTS_CONTAINER,
+    TABLE_NAMES,
+    StorageAccount,
+)
+from shared.storage.leases import Lease, LockRows, live_lease
+from shared.storage.parallel import Parallel
+from shared.storage.tables import (
+    MAX_BATCH_SIZE,
+    MAX_PAGE_SIZE,
+    Page,
+    Table,
+    decode_continuation,
+    encode_continuation,
+    in_transactions,
+)
 
-from azure.data.tables import TableServiceClient
-from azure.storage.blob import BlobServiceClient
-from azure.storage.queue import QueueServiceClient
-
-from shared.storage.tables import Page, Table
-
-__all__ = ["Page", "StorageAccount", "Table", "TABLE_NAMES", "CONTAINER_NAMES", "QUEUE_NAMES"]
-
-# Table names are the contract of DESIGN §4.
-TABLE_NAMES = ("Accounts", "Calendars", "Spaces", "SpaceIndex", "ConsentStates", "Imports", "Audit", "ConnectorRuns",
-               "Subscriptions")
-REPORTS_CONTAINER = "import-reports"
-CONTAINER_NAMES = (REPORTS_CONTAINER,)
-CALENDAR_CHANGES_QUEUE = "calendar-changes"
-QUEUE_NAMES = (CALENDAR_CHANGES_QUEUE,)
-
-
-@dataclass
-class StorageAccount:
-    """The three service clients of one storage account."""
-
-    tables: TableServiceClient
-    blobs: BlobServiceClient
-    queues: QueueServiceClient
-
-    @classmethod
-    def from_connection_string(cls, connection_string: str) -> StorageAccount:
-        return cls(
-            tables=TableServiceClient.from_connection_string(connection_string),
-            blobs=BlobServiceClient.from_connection_string(connection_string),
-            queues=QueueServiceClient.from_connection_string(connection_string),
-        )
-
-    @classmethod
-    def from_managed_identity(cls, account_name: str) -> StorageAccount:
-        # Imported here: azure-identity is only needed in Azure.
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential()
-        return cls(
-            tables=TableServiceClient(f"https://{account_name}.table.core.windows.net", credential=credential),
-            blobs=BlobServiceClient(f"https://{account_name}.blob.core.windows.net", credential=credential),
-            queues=QueueServiceClient(f"https://{account_name}.queue.core.windows.net", credential=credential),
-        )
-
-    def table(self, name: str) -> Table:
-        return Table(self.tables.get_table_client(name))
-
-    def ensure_created(self, container_names: tuple[str, ...] = CONTAINER_NAMES) -> None:
-        """Create every table, container and queue the app uses; safe to repeat."""
-        from azure.core.exceptions import ResourceExistsError
-
-        for name in TABLE_NAMES:
-            self.table(name).create_if_missing()
-        for name in container_names:
-            try:
-                self.blobs.create_container(name)
-            except ResourceExistsError:
-                pass
-        for name in QUEUE_NAMES:
-            try:
-                self.queues.create_queue(name)
-            except ResourceExistsError:
-                pass
-
-    def missing_tables(self) -> list[str]:
-        present = {table.name for table in self.tables.list_tables()}
-        return [name for name in TABLE_NAMES if name not in present]
+__all__ = [
+    "CALENDAR_CHANGES_QUEUE", "CONTAINER_NAMES", "MAX_BATCH_SIZE", "MAX_PAGE_SIZE", "QUEUE_NAMES", "REPORTS_CONTAINER",
+    "TABLE_NAMES", "Lease", "LockRows", "Page", "Parallel", "StorageAccount", "Table", "decode_continuation",
+    "encode_continuation", "in_transactions", "live_lease",
+]

@@ -1,4 +1,4 @@
-"""A thin layer over `azure-data-tables`: ETag-guarded writes, pages, batches.
+"""A thin layer over `azure-data-tables`: ETag-guarded writes, pages, transactions.
 
 Owns how the domain talks to Table Storage. It never decides business rules and
 never hides a lost race: an ETag mismatch (HTTP 412) becomes
@@ -19,8 +19,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from shared.errors import ConcurrencyConflict, Conflict, Invalid
-from shared.storage.batch import submit_transaction
-from shared.storage.query import query_entities, scan
+from shared.storage._sdk import query_entities, scan, submit_transaction
 
 # Table Storage limits: an entity-group transaction holds at most 100 entities of
 # one partition; a query page at most 1,000 entities.
@@ -29,6 +28,11 @@ MAX_BATCH_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
 Entity = dict[str, Any]
+Operation = tuple[str, Mapping[str, Any]]
+# What a transaction may do with an entity: replace it (`upsert`), merge into it (`upsert-merge`),
+# replace or merge only if unchanged since read (`update`, `update-merge`: If-Match with the
+# entity's `_etag`), create it (fails if the key is taken) or delete it.
+OPERATIONS = ("create", "upsert", "upsert-merge", "update", "update-merge", "delete")
 
 
 @dataclass(frozen=True)
@@ -206,22 +210,15 @@ class Table:
                            page_size=MAX_PAGE_SIZE):
             yield _plain(entity)
 
-    def submit_in_batches(self, operations: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
-        """Apply ("upsert" | "create" | "update" | "delete", entity) operations in
-        entity-group transactions of at most 100, one partition each. An "update" or
-        "delete" of an entity carrying `_etag` applies only if it is unchanged (If-Match).
-        Each batch is atomic; a failed batch raises with the operations of earlier
-        batches applied, so callers make every operation idempotent. Returns the count."""
-        by_partition: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
-        for operation, entity in operations:
-            by_partition.setdefault(entity["PartitionKey"], []).append((operation, entity))
-        applied = 0
-        for batch_operations in by_partition.values():
-            for start in range(0, len(batch_operations), MAX_BATCH_SIZE):
-                applied += len(self.transact(batch_operations[start : start + MAX_BATCH_SIZE]))
-        return applied
+    def submit_in_batches(self, operations: Iterable[Operation]) -> int:
+        """Apply (kind, entity) operations (`OPERATIONS`) in entity-group transactions of at most
+        100, one partition each. An "update" or "delete" of an entity carrying `_etag` applies
+        only if it is unchanged (If-Match). Each batch is atomic; a failed batch raises with the
+        operations of earlier batches applied, so callers make every operation idempotent.
+        Returns the count."""
+        return sum(len(self.transact(batch)) for batch in in_transactions(operations))
 
-    def transact(self, operations: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Entity]:
+    def transact(self, operations: Sequence[Operation]) -> list[Entity]:
         """One entity-group transaction (one partition, at most 100 operations): all apply or
         none. Returns each entity as written, with its new ETag."""
         try:
@@ -236,10 +233,22 @@ class Table:
                 for (_, entity), reply in zip(operations, replies, strict=True)]
 
 
+def in_transactions(operations: Iterable[Operation]) -> list[list[Operation]]:
+    """Operations grouped as entity-group transactions allow: one partition, at most 100 each."""
+    by_partition: dict[str, list[Operation]] = {}
+    for operation in operations:
+        by_partition.setdefault(operation[1]["PartitionKey"], []).append(operation)
+    return [batch[start:start + MAX_BATCH_SIZE] for batch in by_partition.values()
+            for start in range(0, len(batch), MAX_BATCH_SIZE)]
+
+
 def _transaction_item(operation: str, entity: Mapping[str, Any]) -> tuple[Any, ...]:
+    if operation not in OPERATIONS:
+        raise ValueError(f"unknown table operation {operation!r}")
+    kind, _, merge = operation.partition("-")
     options: dict[str, Any] = {}
-    if operation in ("upsert", "update"):
-        options["mode"] = UpdateMode.REPLACE
-    if operation in ("update", "delete") and entity.get("_etag"):
+    if kind in ("upsert", "update"):
+        options["mode"] = UpdateMode.MERGE if merge else UpdateMode.REPLACE
+    if kind in ("update", "delete") and entity.get("_etag"):
         options.update(etag=entity["_etag"], match_condition=MatchConditions.IfNotModified)
-    return (operation, _for_write(entity), options) if options else (operation, _for_write(entity))
+    return (kind, _for_write(entity), options) if options else (kind, _for_write(entity))

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from shared.consent import sign_state
+from shared.accounts import sign_state
 from tests.flows import answer_consent, follow_callback, new_sim_tenant, verified_account
 
 

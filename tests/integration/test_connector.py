@@ -7,8 +7,9 @@ import copy
 import threading
 from datetime import timedelta
 
+from shared.graph import subscription_expiry
 from shared.models import CalendarStatus, iso, parse_iso, utc_now
-from shared.subscriptions import client_state_hash, subscription_expiry
+from shared.notifications import client_state_hash
 from tests.integration.connector_support import (
     account_with_calendars,
     add_and_queue,
@@ -140,7 +141,7 @@ def test_a_missing_calendar_permission_asks_to_reauthenticate(admin, stack, fire
     account = account_with_calendars(admin, stack, rooms=1)
     email = account["room_emails"][0]
     set_knobs(stack, account["tenant_id"], missing_permissions=["Calendars.ReadWrite"])
-    app_context.tokens.forget(account["tenant_id"])
+    app_context.graph.tokens.forget(account["tenant_id"])
     fire("connector_run")
     room = calendar(admin, account, email)
     assert room["status"] == "failed"
@@ -223,7 +224,7 @@ def test_a_run_killed_after_creating_a_subscription_leaves_no_orphan(admin, stac
     room = app_context.calendars.calendars.get(account["account_id"], email)
     claimed = connector.claim(room, "killed-run", connecting=True, lease=timedelta(seconds=-1))
     assert claimed is not None
-    connector.subscriptions.create(account["tenant_id"], email, connector.client_state(claimed),
+    connector.subscriptions.create(account["tenant_id"], email, connector.claims.client_state(claimed),
                                    subscription_expiry())
     assert len(sim_subscriptions(stack, account["tenant_id"])) == 1
     fire("connector_run")
@@ -242,7 +243,7 @@ def test_a_subscription_another_run_has_just_created_is_left_alone(admin, stack,
     claimed = connector.claim(room, "run-in-flight", connecting=True)
     assert claimed is not None and claimed.mailbox_id is None
     mailbox_id = app_context.graph.get(account["tenant_id"], f"/users/{busy}")["id"]
-    in_flight = connector.subscriptions.create(account["tenant_id"], mailbox_id, connector.client_state(claimed),
+    in_flight = connector.subscriptions.create(account["tenant_id"], mailbox_id, connector.claims.client_state(claimed),
                                                subscription_expiry())
     fire("connector_run")
     ids = {s["id"] for s in sim_subscriptions(stack, account["tenant_id"])}
@@ -297,7 +298,7 @@ def test_rooms_claimed_together_skip_only_the_one_changed_meanwhile(admin, stack
     claimed = app_context.connector.claim_many(rooms, "run-a", connecting=True)
     assert [c.email for c in claimed] == [rooms[0].email, rooms[2].email]
     stored = {e: app_context.calendars.calendars.get(account["account_id"], e) for e in account["room_emails"]}
-    assert [stored[c.email].extra.get("claimed_by") for c in rooms] == ["run-a", None, "run-a"]
+    assert [stored[c.email].lease.owner if stored[c.email].lease else None for c in rooms] == ["run-a", None, "run-a"]
     assert stored[rooms[1].email].display_name == "renamed meanwhile"
     # Claimed together, they are not claimed again by another run.
     again = app_context.connector.claim_many(list(stored.values()), "run-b", connecting=True)
@@ -322,13 +323,14 @@ def test_outcomes_saved_together_keep_a_write_made_meanwhile(admin, stack, app_c
         current.subscription_id = f"sub-{current.email}"
 
     counts = RunCounts()
-    work = TenantRun(app_context.accounts.find(account["account_id"]), "run-a",
+    work = TenantRun(app_context.accounts.accounts.find(account["account_id"]), "run-a",
                      connector.gate(account["tenant_id"]), counts, float("inf"))
-    connector._settle_many(work, [Settled(c, connected, "connected") for c in claimed])
+    connector.claims.settle_many(work, [Settled(c, connected, "connected") for c in claimed],
+                                 connector.subscriber.abandon)
     assert counts.connected == 3
     for room in claimed:
         stored = app_context.calendars.calendars.get(account["account_id"], room.email)
         assert stored.status is CalendarStatus.CONNECTED and stored.subscription_id == f"sub-{room.email}"
-        assert "claimed_by" not in stored.extra
+        assert stored.lease is None
     assert app_context.calendars.calendars.get(account["account_id"],
                                                claimed[0].email).display_name == "written meanwhile"

@@ -14,8 +14,8 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
-from shared.calendars import CalendarRepository
-from shared.csv_import import MAX_ROWS, CalendarImports
+from shared.calendars import CalendarRepository, SpaceLinks
+from shared.imports import MAX_ROWS, CalendarImports, ImportRecords
 from shared.spaces import SpaceTaken
 from shared.storage import Table
 from tests.flows import verified_account
@@ -395,19 +395,20 @@ class CrashingTable(Table):
             raise ConnectionError("injected crash after the write")
         return result
 
-    def submit_in_batches(self, operations: Any) -> int:
-        return self._write(super().submit_in_batches, list(operations))
+    def transact(self, operations: Any) -> Any:
+        return self._write(super().transact, list(operations))
 
     def update(self, entity: Any, *, etag: str | None = None) -> Any:
         return self._write(super().update, entity, etag=etag)
 
 
 def importer(app_context: Any, container: str, calendars_table: Table | None = None) -> CalendarImports:
+    calendars = CalendarRepository(calendars_table or app_context.storage.table("Calendars"))
     return CalendarImports(
         blobs=app_context.storage.blobs, uploads_container=container, reports_container=REPORTS,
-        imports=app_context.storage.table("Imports"),
-        calendars=CalendarRepository(calendars_table or app_context.storage.table("Calendars")),
-        accounts=app_context.accounts, spaces=app_context.spaces, audit=app_context.audit,
+        records=ImportRecords(app_context.storage.table("Imports")), calendars=calendars,
+        accounts=app_context.accounts.accounts, links=SpaceLinks(app_context.spaces, calendars),
+        audit=app_context.audit,
         queue_for_connection=app_context.calendars.queue_calendars_for_connection,
     )
 

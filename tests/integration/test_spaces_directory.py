@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.demo_spaces import demo_spaces, generated_spaces, space_id_for
+from devhost.demo_spaces import demo_spaces, generated_spaces, space_id_for
 from shared.errors import Invalid, NotFound
-from shared.spaces import SpaceDirectory, SpaceTaken, rows_from_csv
+from shared.imports import space_rows_from_csv as rows_from_csv
+from shared.spaces import SpaceDirectory, SpaceTaken
 from shared.storage import StorageAccount
 
 REPO = Path(__file__).resolve().parents[2]

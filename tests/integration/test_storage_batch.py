@@ -9,7 +9,7 @@ import pytest
 from azure.core import MatchConditions
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared.storage.batch import submit_transaction
+from shared.storage._sdk import submit_transaction
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty
 
-from shared.storage.query import query_entities, scan
+from shared.storage._sdk import query_entities, scan
 
 
 @pytest.fixture

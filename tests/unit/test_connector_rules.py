@@ -11,17 +11,10 @@ import pytest
 
 from shared.connector import MAX_CONCURRENT_PER_MAILBOX, Deferred, RunCounts, TenantGate, retry_delay_seconds
 from shared.errors import Invalid, TooLarge
-from shared.graph import GraphError
+from shared.graph import GraphError, graph_moment, subscription_expiry
+from shared.graph.subscriptions import MAX_EVENT_SUBSCRIPTION_MINUTES
 from shared.models import parse_iso, utc_now
-from shared.notifications import parse_body
-from shared.subscriptions import (
-    MAX_EVENT_SUBSCRIPTION_MINUTES,
-    client_state_for,
-    client_state_hash,
-    client_state_matches,
-    graph_moment,
-    subscription_expiry,
-)
+from shared.notifications import client_state_for, client_state_hash, client_state_matches, parse_body
 
 KEY = b"k" * 32
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.consent import InvalidState, sign_state, verify_state_signature
+from shared.accounts import InvalidState, sign_state, verify_state_signature
 
 KEY = b"k" * 32
 

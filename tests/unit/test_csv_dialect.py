@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.csv_dialect import (
+from shared.imports import parse_upload_path, report_name_for
+from shared.imports.dialect import (
     MAX_FIELD_LENGTH,
     FieldTooLong,
     NotACsv,
@@ -15,7 +16,6 @@ from shared.csv_dialect import (
     text_lines,
     unprotect,
 )
-from shared.csv_import import parse_upload_path, report_name_for
 
 
 def chunked(data: bytes, size: int) -> list[bytes]:

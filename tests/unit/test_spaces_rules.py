@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.demo_spaces import demo_spaces, generated_spaces, space_id_for
+from devhost.demo_spaces import demo_spaces, generated_spaces, space_id_for
 from shared.errors import Invalid, TooLarge
+from shared.imports import space_rows_from_csv as rows_from_csv
 from shared.spaces import (
     IndexEntry,
     RoomHint,
@@ -15,7 +16,6 @@ from shared.spaces import (
     best_match,
     candidates_for,
     parse_space_row,
-    rows_from_csv,
     score,
     validate_key,
 )

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from shared.storage.batch import body_of, parse
+from shared.storage._sdk import body_of, parse
 
 
 def _request(method: str, url: str, content: str | None, **headers: str) -> SimpleNamespace:

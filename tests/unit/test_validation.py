@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from shared.accounts import parse_tenant
-from shared.calendars import normalise_email
 from shared.errors import Invalid
+from shared.identifiers import normalise_email
 
 
 @pytest.mark.parametrize("value, expected", [

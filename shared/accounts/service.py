@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from shared.accounts import Account, AccountRepository, change_status, new_account, parse_tenant
+from shared.accounts.capabilities import probe_capabilities
+from shared.accounts.consent import ConsentService
+from shared.accounts.model import Account, change_status, new_account, parse_tenant
+from shared.accounts.repository import AccountRepository
 from shared.audit import AuditLog
-from shared.consent import ConsentService, probe_capabilities
 from shared.errors import Invalid
-from shared.graph import GraphClient
-from shared.identity import TokenProvider, TokenRefused
+from shared.graph import GraphClient, TokenRefused
 from shared.models import AccountStatus, Principal
 
 
@@ -31,7 +32,6 @@ class AccountService:
         *,
         accounts: AccountRepository,
         consent: ConsentService,
-        tokens: TokenProvider,
         graph: GraphClient,
         audit: AuditLog,
         calendars: AccountCalendars,
@@ -39,7 +39,7 @@ class AccountService:
         self.graph = graph
         self.accounts = accounts
         self.consent = consent
-        self.tokens = tokens
+        self.tokens = graph.tokens
         self.audit = audit
         self.calendars = calendars
 

@@ -1,11 +1,13 @@
-"""Reading what Excel and scripts call a CSV, as a stream of rows with their line numbers.
+"""Reading what Excel and scripts call a CSV, as a stream of rows with their line numbers: the one CSV reader.
 
 Owns byte-level sniffing (spreadsheets and images are told apart from text), the text
 encoding (UTF-8 with or without BOM, UTF-16 with BOM or recognisable without), the
 delimiter (`,` or `;`, chosen from the header line), line splitting (CRLF, LF or CR),
-header names in any case and spacing, blank lines, trailing empty columns, and the
-per-line and per-cell limits. It never holds more than one chunk and one line of the
-file, never touches storage and never decides what a row means for a calendar.
+header names in any case and spacing, blank lines, trailing empty columns, the per-line
+and per-cell limits, and the formula guard of cells written back out. Calendar files
+(`read_rows`) and spaces files (`shared.imports.spaces_file`) both read through `records`.
+It never holds more than one chunk and one line of the file, never touches storage and
+never decides what a row means.
 
 Problems with the file as a whole raise `NotACsv` (or `FieldTooLong`): one clear
 message, raised before the caller has seen the row at fault.
@@ -179,8 +181,9 @@ def protect(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_STARTERS) else cell
 
 
-def read_rows(chunks: Iterable[bytes]) -> Iterator[CsvRow]:
-    """Data rows of the file (blank ones skipped), after checking the header."""
+def records(chunks: Iterable[bytes], *, empty: str) -> Iterator[tuple[int, list[str]]]:
+    """(first physical line, cells) of the header and then of every data row that is not blank;
+    `NotACsv` with the message `empty` for a file with no header."""
     lines = text_lines(chunks)
     skipped = 0
     header_line = ""
@@ -189,13 +192,12 @@ def read_rows(chunks: Iterable[bytes]) -> Iterator[CsvRow]:
             break
         skipped += 1
     else:
-        raise NotACsv(f"the file is empty: it needs the header line {TEMPLATE_HEADER} and a row per calendar")
-    delimiter = sniff_delimiter(header_line)
-    reader = csv.reader(itertools.chain([header_line], lines), delimiter=delimiter)
+        raise NotACsv(empty)
+    reader = csv.reader(itertools.chain([header_line], lines), delimiter=sniff_delimiter(header_line))
     try:
         header = next(reader)
         _check_cells(header, skipped + 1)
-        email_index, room_index = _columns(header)
+        yield skipped + 1, header
         previous_line = reader.line_num
         for cells in reader:
             line = skipped + previous_line + 1
@@ -203,17 +205,27 @@ def read_rows(chunks: Iterable[bytes]) -> Iterator[CsvRow]:
             if not any(cell.strip() for cell in cells):
                 continue
             _check_cells(cells, line)
-            problem = None
-            if any(cell.strip() for cell in cells[len(header):]):
-                problem = f"the row has {len(cells)} cells but the header has {len(header)} columns"
-            email = unprotect(cells[email_index]) if email_index < len(cells) else ""
-            if room_index is None:
-                room = None  # no room column: the file says nothing about links
-            else:
-                room = unprotect(cells[room_index]) if room_index < len(cells) else ""
-            yield CsvRow(line=line, email=email, room=room, problem=problem)
+            yield line, cells
     except csv.Error as error:
         raise NotACsv(f"line {skipped + reader.line_num}: the file is not a well-formed CSV ({error})") from None
+
+
+def read_rows(chunks: Iterable[bytes]) -> Iterator[CsvRow]:
+    """Data rows of a calendars file (blank ones skipped), after checking the header."""
+    rows = records(chunks, empty=f"the file is empty: it needs the header line {TEMPLATE_HEADER} and a row per "
+                                 "calendar")
+    _, header = next(rows)
+    email_index, room_index = _columns(header)
+    for line, cells in rows:
+        problem = None
+        if any(cell.strip() for cell in cells[len(header):]):
+            problem = f"the row has {len(cells)} cells but the header has {len(header)} columns"
+        email = unprotect(cells[email_index]) if email_index < len(cells) else ""
+        if room_index is None:
+            room = None  # no room column: the file says nothing about links
+        else:
+            room = unprotect(cells[room_index]) if room_index < len(cells) else ""
+        yield CsvRow(line=line, email=email, room=room, problem=problem)
 
 
 def _check_cells(cells: list[str], line: int) -> None:

@@ -1,9 +1,8 @@
 """Microsoft Graph over one `requests.Session`, with app-only tokens per tenant.
 
 Owns the HTTP conversation with Graph: bearer tokens, `@odata.nextLink` paging,
-`Retry-After` on 429/5xx, and turning Graph's error JSON into `GraphError`.
-No Graph JSON leaks past the modules that call it (rooms, consent, connector),
-and a token is never sent to any host but the configured Graph base URL.
+`Retry-After` on 429/5xx, Graph's DateTimeOffset text, and turning Graph's error JSON
+into `GraphError`. A token is never sent to any host but the configured Graph base URL.
 https://learn.microsoft.com/graph/throttling
 """
 
@@ -11,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from shared.errors import DomainError
-from shared.identity import TokenProvider
+from shared.graph.identity import TokenProvider
+from shared.models import iso, parse_iso
 
 log = logging.getLogger("rcc.graph")
 
@@ -50,14 +51,49 @@ class GraphError(DomainError):
         return self.status == 403 and self.graph_code == "Authorization_RequestDenied"
 
 
+def header_seconds(headers: Mapping[str, Any], name: str = "Retry-After") -> float | None:
+    """A header holding seconds (Retry-After), found whatever its case; None when absent or unreadable."""
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
 def retry_after_seconds(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
+    return header_seconds(response.headers)
+
+
+def graph_time(moment: datetime) -> str:
+    """A moment as Graph takes a DateTimeOffset."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+
+
+def graph_moment(text: Any) -> str | None:
+    """Graph's DateTimeOffset (seven fraction digits) as our ISO form."""
+    if not isinstance(text, str) or not text:
         return None
+    cleaned = text.strip()
+    if "." in cleaned:
+        head, _, tail = cleaned.partition(".")
+        zone = tail.lstrip("0123456789")
+        cleaned = head + (zone or "Z")
     try:
-        return max(0.0, float(value))
+        return iso(parse_iso(cleaned))
     except ValueError:
         return None
+
+
+def batch_item_error(item: Mapping[str, Any]) -> GraphError:
+    """The error of one `$batch` answer item (`{id, status, headers, body}`)."""
+    body = item.get("body") or {}
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    return GraphError(int(item.get("status") or 0), str(error.get("code") or f"HTTP{item.get('status')}"),
+                      str(error.get("message") or "no message")[:500],
+                      header_seconds(item.get("headers") or {}))
 
 
 def error_from(response: requests.Response) -> GraphError:
@@ -154,7 +190,8 @@ class GraphClient:
         return self.request(tenant_id, "GET", path, params=params, **kwargs)
 
     def get_all(
-        self, tenant_id: str, path: str, params: dict[str, Any] | None = None, *, max_pages: int = 1000
+        self, tenant_id: str, path: str, params: dict[str, Any] | None = None, *, max_pages: int = 1000,
+        max_wait_seconds: float | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every item of a collection, following `@odata.nextLink` (which carries the query)."""
         next_url: str | None = path
@@ -162,7 +199,7 @@ class GraphClient:
         for _ in range(max_pages):
             if next_url is None:
                 return
-            page = self.get(tenant_id, next_url, next_params) or {}
+            page = self.get(tenant_id, next_url, next_params, max_wait_seconds=max_wait_seconds) or {}
             yield from page.get("value") or []
             next_url = page.get("@odata.nextLink")
             next_params = None

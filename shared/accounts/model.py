@@ -1,28 +1,23 @@
-"""Calendar accounts: one Microsoft 365 tenant each, keyed by the tenant's GUID.
+"""A calendar account: one Microsoft 365 tenant, keyed by the tenant's GUID, and its row.
 
-Owns the Accounts table and the account's life: add (pending consent), the
-outcome of consent, needs re-authentication, removal. Status changes go through
-`AccountStatus.check`; every write is ETag-guarded. It never stores a token or
-a secret, and it never decides consent itself (that is `consent.py`).
+Owns what an account holds (status, consent outcome, granted permissions, probed capabilities),
+how it is written to the Accounts table, and the one way its status changes (through
+`AccountStatus.check`). It never stores a token or a secret.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shared.errors import Invalid, NotFound
+from shared.errors import Invalid
+from shared.identifiers import DOMAIN_NAME, GUID
 from shared.models import AccountStatus, iso, utc_now
-from shared.storage import Table
 
 ACCOUNT_PARTITION = "account"
 MAX_TENANT_INPUT = 256
 
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-# A DNS name of ASCII labels (IDN look-alikes must be typed in their xn-- form).
-_DOMAIN = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
 # Multi-tenant aliases name no tenant: consent and tokens need a specific one.
 _ALIASES = {"common", "organizations", "consumers"}
 
@@ -42,7 +37,7 @@ def parse_tenant(value: Any) -> str:
     lowered = text.lower()
     if lowered in _ALIASES:
         raise Invalid(f"'{lowered}' names no single tenant; enter the tenant's GUID or verified domain")
-    if _GUID.match(lowered) or _DOMAIN.match(lowered):
+    if GUID.match(lowered) or DOMAIN_NAME.match(lowered):
         return lowered
     raise Invalid("the tenant ID must be a GUID (8-4-4-4-12 hex digits) or a domain such as contoso.onmicrosoft.com")
 
@@ -130,45 +125,6 @@ class Account:
             "missing_permissions": self.missing_permissions,
             "last_error": self.last_error,
         }
-
-
-class AccountRepository:
-    def __init__(self, table: Table) -> None:
-        self.table = table
-
-    def get(self, account_id: str) -> Account:
-        entity = self.table.get(ACCOUNT_PARTITION, account_id) if _GUID.match(account_id or "") else None
-        if entity is None:
-            raise NotFound(f"there is no calendar account {account_id!r}")
-        return Account.from_entity(entity)
-
-    def find(self, account_id: str) -> Account | None:
-        try:
-            return self.get(account_id)
-        except NotFound:
-            return None
-
-    def add(self, account: Account) -> Account:
-        saved = self.table.insert(
-            account.to_entity(), exists_message=f"the tenant {account.tenant_name} is already added as an account"
-        )
-        account.etag = saved["_etag"]
-        return account
-
-    def save(self, account: Account) -> Account:
-        """ETag-guarded replace: a concurrent change is a ConcurrencyConflict, never overwritten."""
-        saved = self.table.update(account.to_entity())
-        account.etag = saved["_etag"]
-        return account
-
-    def all(self) -> list[Account]:
-        return [
-            Account.from_entity(e)
-            for e in self.table.query_all("PartitionKey eq @pk", parameters={"pk": ACCOUNT_PARTITION})
-        ]
-
-    def delete(self, account: Account) -> None:
-        self.table.delete(ACCOUNT_PARTITION, account.account_id)
 
 
 def new_account(tenant_id: str, tenant_name: str, created_by: str) -> Account:

@@ -25,7 +25,8 @@ from azure.storage.queue import QueueClient
 from shared.calendars import Calendar, CalendarRepository
 from shared.errors import ConcurrencyConflict, Invalid, TooLarge
 from shared.models import CalendarStatus, iso, parse_iso, utc_now
-from shared.subscriptions import SubscriptionIndex, client_state_matches
+from shared.notifications.client_state import client_state_matches
+from shared.notifications.index import SubscriptionIndex
 
 log = logging.getLogger("rcc.notifications")
 
@@ -37,7 +38,6 @@ MAX_VALIDATION_TOKEN_LENGTH = 4096
 NOTIFICATION_STAMP_INTERVAL = timedelta(seconds=30)
 CHANGE_TYPES = {"created", "updated", "deleted"}
 LIFECYCLE_EVENTS = {"reauthorizationRequired", "subscriptionRemoved", "missed"}
-REAUTHORIZE = "reauthorize_requested"
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ class NotificationInbox:
             if current is None:
                 return
             if event == "reauthorizationRequired":
-                current.extra[REAUTHORIZE] = True
+                current.reauthorize_requested = True
             elif event == "subscriptionRemoved":
                 if current.status is not CalendarStatus.QUEUED:
                     current.set_status(CalendarStatus.QUEUED,
@@ -180,7 +180,7 @@ class NotificationInbox:
                 current.subscription_id = None
                 current.subscription_expires_at = None
                 current.next_attempt_at = None
-                current.extra.pop(REAUTHORIZE, None)
+                current.reauthorize_requested = False
             else:
                 current.resync_needed = True
             try:

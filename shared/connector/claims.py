@@ -1,0 +1,129 @@
+"""Claiming a calendar for one run, and saving what the run did to it.
+
+Owns the connector's lease on a calendar row (`Lease` in the row, written If-Match): a claim
+that loses the race skips the room; a run killed midway leaves a lease that expires, after
+which the room is claimable again. For connecting, the nonce of the room's clientState is
+saved with the claim, before any subscription exists, so the next run can recognise what a
+killed run created. The rooms of one `$batch` look-up are claimed in one entity-group
+transaction and their outcomes saved in another; when one of them was written meanwhile (a
+notification, an admin), each is claimed — or re-read and saved — on its own. It never talks
+to Graph.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from datetime import timedelta
+
+from shared.calendars import Calendar, CalendarRepository
+from shared.connector.work import Settled, TenantRun
+from shared.errors import ConcurrencyConflict
+from shared.graph import GraphSubscription
+from shared.models import CalendarStatus, iso, utc_now
+from shared.notifications import SubscriptionIndex, client_state_for, client_state_hash, new_nonce
+from shared.storage import Lease
+
+LEASE = timedelta(minutes=10)
+# How many times a change is re-applied to a calendar written meanwhile while the lease is ours.
+FINISH_ATTEMPTS = 5
+
+Abandon = Callable[[TenantRun, Calendar, GraphSubscription], None]
+
+
+class Claims:
+    def __init__(self, calendars: CalendarRepository, index: SubscriptionIndex, signing_key: bytes) -> None:
+        self.calendars = calendars
+        self.index = index
+        self.signing_key = signing_key
+
+    def client_state(self, calendar: Calendar) -> str:
+        return client_state_for(self.signing_key, calendar.account_id, calendar.email,
+                                calendar.subscription_nonce or "")
+
+    def claim(self, calendar: Calendar, run_id: str, *, connecting: bool, lease: timedelta = LEASE) -> Calendar | None:
+        """ETag-guarded claim with a lease; None when someone else holds or just took it.
+        For connecting, the nonce of the clientState is saved here, before any subscription exists."""
+        if self._with_lease(calendar, run_id, connecting=connecting, lease=lease) is None:
+            return None
+        try:
+            return self.calendars.save(calendar)
+        except ConcurrencyConflict:
+            return None
+
+    def claim_many(self, calendars: list[Calendar], run_id: str, *, connecting: bool) -> list[Calendar]:
+        """Claim rooms of one account in one transaction, as `claim` does each; when one of them
+        was changed meanwhile, each is claimed on its own so the others are still taken."""
+        if len(calendars) > 1:
+            leased = [c for c in (self._with_lease(copy.deepcopy(calendar), run_id, connecting=connecting)
+                                  for calendar in calendars) if c is not None]
+            try:
+                return self.calendars.save_many(leased) if leased else []
+            except ConcurrencyConflict:
+                pass
+        return [c for c in (self.claim(calendar, run_id, connecting=connecting) for calendar in calendars) if c]
+
+    def _with_lease(self, calendar: Calendar, run_id: str, *, connecting: bool,
+                    lease: timedelta = LEASE) -> Calendar | None:
+        """The calendar with our lease (and, for connecting, its status and nonce) set; None
+        when a live lease is someone else's."""
+        now = utc_now()
+        if calendar.lease is not None and calendar.lease.is_live(now):
+            return None
+        calendar.lease = Lease.new(run_id, lease, now)
+        if connecting:
+            if calendar.status is not CalendarStatus.CONNECTING:
+                calendar.set_status(CalendarStatus.CONNECTING, "connecting: checking the mailbox and subscribing")
+            if not calendar.subscription_nonce:
+                calendar.subscription_nonce = new_nonce()
+            calendar.client_state_hash = client_state_hash(self.client_state(calendar))
+            calendar.attempts += 1
+        return calendar
+
+    def finish(self, work: TenantRun, calendar: Calendar, change: Callable[[Calendar], None]) -> Calendar | None:
+        """Apply `change` and release the lease. A concurrent write (a notification, an admin
+        linking a space) is re-read and the change re-applied while the lease is still ours."""
+        current: Calendar | None = calendar
+        for _ in range(FINISH_ATTEMPTS):
+            if current is None or current.lease is None or current.lease.owner != work.run_id:
+                return None
+            self.release(current, change)
+            try:
+                return self.calendars.save(current)
+            except ConcurrencyConflict:
+                current = self.calendars.find(calendar.account_id, calendar.email)
+        return None
+
+    @staticmethod
+    def release(calendar: Calendar, change: Callable[[Calendar], None]) -> None:
+        change(calendar)
+        calendar.lease = None
+        calendar.updated_at = iso(utc_now())
+
+    def settle(self, work: TenantRun, settled: Settled, abandon: Abandon) -> None:
+        if self.finish(work, settled.calendar, settled.change):
+            work.counts.add(settled.count)
+        elif settled.subscription is not None:
+            abandon(work, settled.calendar, settled.subscription)
+
+    def settle_many(self, work: TenantRun, chunk: list[Settled], abandon: Abandon) -> None:
+        """Save the outcomes of rooms claimed together: the webhooks' index entries of their new
+        subscriptions in one transaction, then the calendars in another; when one of them was
+        written meanwhile (a notification, an admin), each is re-read and saved on its own."""
+        self.index.put_many(work.account.account_id, [(s.subscription.subscription_id, s.calendar.email)
+                                                      for s in chunk if s.subscription is not None])
+        if len(chunk) > 1 and all(s.calendar.lease is not None and s.calendar.lease.owner == work.run_id
+                                  for s in chunk):
+            released = [copy.deepcopy(s.calendar) for s in chunk]
+            for settled, calendar in zip(chunk, released, strict=True):
+                self.release(calendar, settled.change)
+            try:
+                self.calendars.save_many(released)
+            except ConcurrencyConflict:
+                pass
+            else:
+                for settled in chunk:
+                    work.counts.add(settled.count)
+                return
+        for settled in chunk:
+            self.settle(work, settled, abandon)
