@@ -71,7 +71,7 @@ class CalendarStatus(StrEnum):
         return target
 
 
-# DESIGN §4: added -> queued -> connecting -> connected | failed; failed -> queued;
+# docs/architecture.md, "State machines": added -> queued -> connecting -> connected | failed; failed -> queued;
 # connected -> queued when its subscription is removed or access revoked;
 # connected -> connecting when the connector renews or re-creates its subscription.
 CALENDAR_TRANSITIONS: dict[CalendarStatus, set[CalendarStatus]] = {

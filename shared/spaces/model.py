@@ -109,6 +109,11 @@ class IndexEntry:
     def sort_key(self) -> tuple[str, str]:
         return (self.number.casefold(), self.space_id)
 
+    @classmethod
+    def of(cls, space: Space) -> IndexEntry:
+        return cls(space_id=space.space_id, building_id=space.building_id, building_name=space.building_name,
+                   floor=space.floor, number=space.number, name=space.name, type=space.type, capacity=space.capacity)
+
 
 def space_of(entry: IndexEntry, link: tuple[str, str, str] | None) -> Space:
     """A `Space` from the snapshot's entry and link (account id, email, linked at)."""

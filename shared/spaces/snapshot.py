@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable
 
 from shared.spaces.matching import FILLER_WORDS, compact, words_of
 from shared.spaces.model import IndexEntry, Space
-from shared.spaces.rows import DEFAULT_TYPE
 from shared.storage import Parallel
 
 log = logging.getLogger("rcc.spaces")
@@ -128,17 +127,8 @@ def snapshot_of(rows: Iterable[dict], loaded_at: float) -> Snapshot:
     """A snapshot of SpaceIndex rows (as `SpaceTables.index_rows` reads them)."""
     entries, links = [], {}
     for entity in rows:
-        entries.append(IndexEntry(
-            space_id=entity["RowKey"],
-            building_id=entity.get("building_id") or "",
-            building_name=entity.get("building_name") or entity.get("building_id") or "",
-            floor=entity.get("floor") or "",
-            number=entity.get("number") or "",
-            name=entity.get("name") or "",
-            type=entity.get("type") or DEFAULT_TYPE,
-            capacity=int(entity.get("capacity") or 0),
-        ))
-        if entity.get("linked_account_id"):
-            links[entity["RowKey"]] = (entity["linked_account_id"], entity.get("linked_email") or "",
-                                       entity.get("linked_at") or "")
+        space = Space.from_index(entity)
+        entries.append(IndexEntry.of(space))
+        if space.linked_account_id:
+            links[space.space_id] = (space.linked_account_id, space.linked_email or "", space.linked_at or "")
     return Snapshot(entries, loaded_at=loaded_at, links=links)

@@ -1,8 +1,8 @@
 """The storage account: its three service clients and every table, container and queue the app uses.
 
 Owns how the app reaches its storage account (a connection string for Azurite locally, the
-managed identity with account URLs in Azure) and the names of what it keeps there (DESIGN's
-tables are the contract). It never reads or writes a domain row.
+managed identity with account URLs in Azure) and the names of what it keeps there (the
+tables of docs/architecture.md are the contract). It never reads or writes a domain row.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The state machines of DESIGN §4."""
+"""The state machines of docs/architecture.md."""
 
 from __future__ import annotations
 

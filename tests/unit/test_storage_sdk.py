@@ -1,14 +1,16 @@
-"""The entity-group transaction body written and the answer read by `shared.storage.batch`
-(its behaviour against Azurite is in tests/integration/test_storage_batch.py)."""
+"""The SDK fast paths' pure parts: the pin, the transaction body written and the answer read
+(their behaviour against Azurite, beside the SDK's own, is in tests/integration/test_storage_sdk.py)."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from shared.storage._sdk import body_of, parse
+from shared.storage._sdk import CHECKED_SDK_VERSION, body_of, parse
 
 
 def _request(method: str, url: str, content: str | None, **headers: str) -> SimpleNamespace:
@@ -57,3 +59,11 @@ def test_a_failed_transaction_is_one_part_with_the_error() -> None:
 def test_an_unreadable_answer_is_an_error_not_a_guess() -> None:
     with pytest.raises(HttpResponseError):
         parse(*_answer("garbage\r\n"))
+
+
+def test_the_fast_paths_are_pinned_to_the_sdk_version_in_requirements() -> None:
+    # Bumping azure-data-tables turns the fast paths off until they are checked again:
+    # re-run tests/integration/test_storage_sdk.py and move CHECKED_SDK_VERSION with the pin.
+    requirements = (Path(__file__).resolve().parents[2] / "requirements.txt").read_text(encoding="utf-8")
+    pinned = re.search(r"^azure-data-tables==(\S+)$", requirements, re.MULTILINE)
+    assert pinned is not None and pinned.group(1) == CHECKED_SDK_VERSION
