@@ -1,7 +1,8 @@
-"""The simulator's in-memory world: the app registration, tenants, users, rooms, consent,
-knobs, subscriptions and the request log.
+"""The simulator's in-memory world: the app registration, tenants (directory, consent, knobs),
+subscriptions and the request log.
 
-Owns the data model, the fixture loader and the large-tenant generator. It must never do I/O
+Owns the mutable state, its lock and the fixture loader (the directory records are in
+directory.py, the knobs in knobs.py). It must never do I/O
 on the network, and never hold `SimState.lock` while calling out (handshakes, notifications
 are done by the callers after releasing it). State lives in memory and starts from the fixture
 on every start and on `POST /_sim/reset`.
@@ -14,14 +15,17 @@ import itertools
 import json
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from m365sim.directory import Room, RoomList, User, generate_tenant_spec, stable_id
+from m365sim.knobs import KnobError, Knobs
+
+__all__ = ["AppRegistration", "KnobError", "Knobs", "Room", "RoomList", "SimState", "Subscription", "Tenant", "User",
+           "generate_tenant_spec", "stable_id"]
+
 DEFAULT_FIXTURE = Path(__file__).parent / "fixtures" / "demo.json"
-# Stable ids: derived from the tenant and the address, so a reset or restart keeps them.
-_ID_NAMESPACE = uuid.UUID("0f0e8c1a-5d1b-4d8e-9c0a-6d3b2f1e4a70")
 # Graph's documented limits this simulator enforces (learn.microsoft.com/graph/throttling-limits).
 MAX_CONCURRENT_PER_MAILBOX = 4
 SUBSCRIPTION_WRITE_WINDOW_SECONDS = 20.0
@@ -34,142 +38,6 @@ CALENDAR_ROLES = frozenset({"Calendars.Read", "Calendars.ReadWrite"})
 ORGANIZATION_READ_ROLES = frozenset(
     {"Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 )
-
-
-def stable_id(*parts: str) -> str:
-    return str(uuid.uuid5(_ID_NAMESPACE, ":".join(p.lower() for p in parts)))
-
-
-class KnobError(ValueError):
-    """A knob update that is not understood; nothing was changed."""
-
-
-@dataclass
-class Knobs:
-    consent_revoked: bool = False
-    missing_permissions: list[str] = field(default_factory=list)
-    graph_5xx_rate: float = 0.0
-    throttle_rate: float = 0.0
-    retry_after_seconds: int = 1
-    latency_ms: int = 0
-    denied_mailboxes: list[str] = field(default_factory=list)
-    missing_mailboxes: list[str] = field(default_factory=list)
-    enforce_limits: bool = True
-    subscription_write_limit: int = 1000
-
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
-    def update(self, changes: dict[str, Any]) -> None:
-        """Validate every change first, then apply all of them (all or nothing)."""
-        staged: dict[str, Any] = {}
-        for name, value in changes.items():
-            if name not in self.__dataclass_fields__:
-                raise KnobError(f"unknown knob {name!r}")
-            if name in ("consent_revoked", "enforce_limits"):
-                if not isinstance(value, bool):
-                    raise KnobError(f"{name} must be a boolean")
-            elif name in ("graph_5xx_rate", "throttle_rate"):
-                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-                    raise KnobError(f"{name} must be a number from 0 to 1")
-                value = float(value)
-            elif name in ("retry_after_seconds", "latency_ms", "subscription_write_limit"):
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise KnobError(f"{name} must be a non-negative integer")
-            else:
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise KnobError(f"{name} must be a list of strings")
-                if name != "missing_permissions":
-                    value = [v.lower() for v in value]
-            staged[name] = value
-        for name, value in staged.items():
-            setattr(self, name, value)
-
-
-@dataclass
-class User:
-    id: str
-    user_principal_name: str
-    mail: str
-    display_name: str
-    is_admin: bool = False
-    is_room: bool = False
-
-    def graph(self) -> dict[str, Any]:
-        given, _, surname = self.display_name.partition(" ")
-        return {
-            "id": self.id,
-            "displayName": self.display_name,
-            "givenName": None if self.is_room else given,
-            "surname": None if self.is_room else (surname or None),
-            "mail": self.mail,
-            "userPrincipalName": self.user_principal_name,
-            "userType": "Member",
-            "accountEnabled": not self.is_room,
-            "jobTitle": None,
-            "officeLocation": None,
-            "businessPhones": [],
-            "mobilePhone": None,
-            "preferredLanguage": None,
-        }
-
-
-@dataclass
-class RoomList:
-    id: str
-    email: str
-    display_name: str
-
-    def graph(self) -> dict[str, Any]:
-        return {
-            "@odata.type": "#microsoft.graph.roomList",
-            "id": self.id,
-            "displayName": self.display_name,
-            "emailAddress": self.email,
-            "address": None,
-            "geoCoordinates": None,
-            "phone": None,
-        }
-
-
-@dataclass
-class Room:
-    id: str
-    email: str
-    display_name: str
-    building: str | None
-    floor_number: int | None
-    floor_label: str | None
-    capacity: int | None
-    booking_type: str = "standard"
-    is_wheelchair_accessible: bool = False
-    tags: list[str] = field(default_factory=list)
-    nickname: str | None = None
-    room_list: str | None = None
-    hidden_from_places: bool = False
-
-    def graph(self) -> dict[str, Any]:
-        return {
-            "@odata.type": "#microsoft.graph.room",
-            "id": self.id,
-            "emailAddress": self.email,
-            "displayName": self.display_name,
-            "nickname": self.nickname if self.nickname is not None else self.display_name,
-            "building": self.building,
-            "floorNumber": self.floor_number,
-            "floorLabel": self.floor_label,
-            "capacity": self.capacity,
-            "bookingType": self.booking_type,
-            "isWheelChairAccessible": self.is_wheelchair_accessible,
-            "tags": list(self.tags),
-            "label": None,
-            "phone": None,
-            "audioDeviceName": None,
-            "videoDeviceName": None,
-            "displayDeviceName": None,
-            "address": None,
-            "geoCoordinates": None,
-        }
 
 
 @dataclass
@@ -350,51 +218,6 @@ def _tenant_from_spec(spec: dict[str, Any]) -> Tenant:
         service_principal_id=stable_id(tenant_id, "serviceprincipal"),
     )
     return tenant
-
-
-def generate_tenant_spec(rooms: int, domain: str | None = None, tenant_id: str | None = None) -> dict[str, Any]:
-    """A tenant spec (the fixture's shape) with `rooms` rooms, deterministic apart from the id.
-
-    Users are `admin@<domain>` (Global Administrator) and `user@<domain>` (not an admin).
-    Rooms are named `room-00042@<domain>`, spread over buildings of up to 200 rooms and floors of
-    up to 20, each building with its own room list. Used by `POST /_sim/tenants` and benchmarks.
-    """
-    if rooms < 0:
-        raise ValueError("rooms must not be negative")
-    tenant_id = (tenant_id or str(uuid.uuid4())).lower()
-    domain = (domain or f"t{tenant_id.replace('-', '')[:10]}.onmicrosoft.com").lower()
-    per_building, per_floor = 200, 20
-    building_count = max(1, -(-rooms // per_building))
-    room_lists = [
-        {"emailAddress": f"building-{b + 1:02d}-rooms@{domain}", "displayName": f"Building {b + 1:02d}"}
-        for b in range(building_count)
-    ]
-    room_specs = []
-    for i in range(rooms):
-        building = i // per_building
-        floor = (i % per_building) // per_floor + 1
-        room_specs.append(
-            {
-                "emailAddress": f"room-{i:05d}@{domain}",
-                "displayName": f"Room {i:05d}",
-                "building": f"Building {building + 1:02d}",
-                "floorNumber": floor,
-                "floorLabel": f"Level {floor}",
-                "capacity": 4 + (i % 17),
-                "isWheelChairAccessible": i % 3 == 0,
-                "tags": ["video"] if i % 4 == 0 else [],
-                "roomList": room_lists[building]["emailAddress"],
-            }
-        )
-    return {
-        "id": tenant_id,
-        "displayName": domain.split(".")[0],
-        "domains": [domain],
-        "users": [{"userPrincipalName": f"admin@{domain}", "displayName": "Tenant Admin", "admin": True},
-                  {"userPrincipalName": f"user@{domain}", "displayName": "Tenant User", "admin": False}],
-        "roomLists": room_lists,
-        "rooms": room_specs,
-    }
 
 
 class SimState:
