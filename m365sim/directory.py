@@ -105,6 +105,65 @@ class Room:
         }
 
 
+def parse_directory(spec: dict[str, Any], tenant_id: str) -> tuple[list[User], list[RoomList], list[Room]]:
+    """Users (room mailboxes included), room lists and rooms of a tenant spec."""
+    users: list[User] = []
+    for entry in spec.get("users", []):
+        upn = entry["userPrincipalName"]
+        users.append(
+            User(
+                id=entry.get("id", stable_id(tenant_id, "user", upn)),
+                user_principal_name=upn,
+                mail=entry.get("mail", upn),
+                display_name=entry.get("displayName", upn.split("@")[0]),
+                is_admin=bool(entry.get("admin", False)),
+            )
+        )
+    room_lists = [
+        RoomList(
+            id=entry.get("id", stable_id(tenant_id, "roomlist", entry["emailAddress"])),
+            email=entry["emailAddress"],
+            display_name=entry.get("displayName", entry["emailAddress"]),
+        )
+        for entry in spec.get("roomLists", [])
+    ]
+    list_emails = {r.email.lower() for r in room_lists}
+    rooms: list[Room] = []
+    for entry in spec.get("rooms", []):
+        email = entry["emailAddress"]
+        room_list = entry.get("roomList")
+        if room_list is not None and room_list.lower() not in list_emails:
+            raise ValueError(f"room {email} names unknown room list {room_list}")
+        rooms.append(
+            Room(
+                id=entry.get("id", stable_id(tenant_id, "place", email)),
+                email=email,
+                display_name=entry.get("displayName", email.split("@")[0]),
+                building=entry.get("building"),
+                floor_number=entry.get("floorNumber"),
+                floor_label=entry.get("floorLabel"),
+                capacity=entry.get("capacity"),
+                booking_type=entry.get("bookingType", "standard"),
+                is_wheelchair_accessible=bool(entry.get("isWheelChairAccessible", False)),
+                tags=list(entry.get("tags", [])),
+                nickname=entry.get("nickname"),
+                room_list=room_list,
+                hidden_from_places=bool(entry.get("hiddenFromPlaces", False)),
+            )
+        )
+        # Every room is also a room mailbox: a Member user with its own object id.
+        users.append(
+            User(
+                id=entry.get("userId", stable_id(tenant_id, "user", email)),
+                user_principal_name=email,
+                mail=email,
+                display_name=entry.get("displayName", email.split("@")[0]),
+                is_room=True,
+            )
+        )
+    return users, room_lists, rooms
+
+
 def generate_tenant_spec(rooms: int, domain: str | None = None, tenant_id: str | None = None) -> dict[str, Any]:
     """A tenant spec (the fixture's shape) with `rooms` rooms, deterministic apart from the id.
 

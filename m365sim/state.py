@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from m365sim.directory import Room, RoomList, User, generate_tenant_spec, stable_id
+from m365sim.directory import Room, RoomList, User, generate_tenant_spec, parse_directory, stable_id
 from m365sim.knobs import KnobError, Knobs
+from m365sim.mailbox import Mailbox
 
 __all__ = ["AppRegistration", "KnobError", "Knobs", "Room", "RoomList", "SimState", "Subscription", "Tenant", "User",
            "generate_tenant_spec", "stable_id"]
@@ -97,6 +98,9 @@ class Tenant:
     knobs: Knobs = field(default_factory=Knobs)
     subscription_writes: collections.deque[float] = field(default_factory=collections.deque)
     inflight: dict[str, int] = field(default_factory=dict)
+    # Admitted mailbox requests in the last 10 minutes, per mailbox (monotonic times).
+    mailbox_requests: dict[str, collections.deque[float]] = field(default_factory=dict)
+    mailboxes: dict[str, Mailbox] = field(default_factory=dict)
     _users_by_key: dict[str, User] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -115,9 +119,30 @@ class Tenant:
             return None
         return user
 
+    def user_by_key(self, key: str) -> User | None:
+        """By object id, UPN or mail, whatever the knobs say (the control API's view)."""
+        return self._users_by_key.get(key.strip().lower())
+
     def is_denied(self, user: User) -> bool:
-        denied = self.knobs.denied_mailboxes
-        return user.mail.lower() in denied or user.user_principal_name.lower() in denied
+        return self.listed(user, self.knobs.denied_mailboxes)
+
+    @staticmethod
+    def listed(user: User, addresses: list[str] | dict[str, Any]) -> bool:
+        return user.mail.lower() in addresses or user.user_principal_name.lower() in addresses
+
+    def purpose(self, user: User) -> str:
+        """mailboxSettings.userPurpose: `room` for room mailboxes, `user` for people, unless the
+        `mailbox_purposes` knob says otherwise."""
+        purposes = self.knobs.mailbox_purposes
+        named = purposes.get(user.mail.lower()) or purposes.get(user.user_principal_name.lower())
+        return named or ("room" if user.is_room else "user")
+
+    def mailbox(self, user: User) -> Mailbox:
+        """The user's calendar store, created on first use (call with `SimState.lock` held)."""
+        mailbox = self.mailboxes.get(user.id)
+        if mailbox is None:
+            mailbox = self.mailboxes[user.id] = Mailbox(user.id, user.mail, user.display_name)
+        return mailbox
 
     def effective_roles(self) -> set[str]:
         """Roles the tenant currently grants the app (consent minus the `missing_permissions` knob)."""
@@ -154,60 +179,7 @@ class AppRegistration:
 
 def _tenant_from_spec(spec: dict[str, Any]) -> Tenant:
     tenant_id = spec["id"].lower()
-    users: list[User] = []
-    for entry in spec.get("users", []):
-        upn = entry["userPrincipalName"]
-        users.append(
-            User(
-                id=entry.get("id", stable_id(tenant_id, "user", upn)),
-                user_principal_name=upn,
-                mail=entry.get("mail", upn),
-                display_name=entry.get("displayName", upn.split("@")[0]),
-                is_admin=bool(entry.get("admin", False)),
-            )
-        )
-    room_lists = [
-        RoomList(
-            id=entry.get("id", stable_id(tenant_id, "roomlist", entry["emailAddress"])),
-            email=entry["emailAddress"],
-            display_name=entry.get("displayName", entry["emailAddress"]),
-        )
-        for entry in spec.get("roomLists", [])
-    ]
-    list_emails = {r.email.lower() for r in room_lists}
-    rooms: list[Room] = []
-    for entry in spec.get("rooms", []):
-        email = entry["emailAddress"]
-        room_list = entry.get("roomList")
-        if room_list is not None and room_list.lower() not in list_emails:
-            raise ValueError(f"room {email} names unknown room list {room_list}")
-        rooms.append(
-            Room(
-                id=entry.get("id", stable_id(tenant_id, "place", email)),
-                email=email,
-                display_name=entry.get("displayName", email.split("@")[0]),
-                building=entry.get("building"),
-                floor_number=entry.get("floorNumber"),
-                floor_label=entry.get("floorLabel"),
-                capacity=entry.get("capacity"),
-                booking_type=entry.get("bookingType", "standard"),
-                is_wheelchair_accessible=bool(entry.get("isWheelChairAccessible", False)),
-                tags=list(entry.get("tags", [])),
-                nickname=entry.get("nickname"),
-                room_list=room_list,
-                hidden_from_places=bool(entry.get("hiddenFromPlaces", False)),
-            )
-        )
-        # Every room is also a room mailbox: a Member user with its own object id.
-        users.append(
-            User(
-                id=entry.get("userId", stable_id(tenant_id, "user", email)),
-                user_principal_name=email,
-                mail=email,
-                display_name=entry.get("displayName", email.split("@")[0]),
-                is_room=True,
-            )
-        )
+    users, room_lists, rooms = parse_directory(spec, tenant_id)
     tenant = Tenant(
         id=tenant_id,
         display_name=spec.get("displayName", spec["domains"][0]),
@@ -231,6 +203,8 @@ class SimState:
         self.lock = threading.RLock()
         self.tenants: dict[str, Tenant] = {}
         self.subscriptions: dict[str, Subscription] = {}
+        # Live subscriptions by (tenant id, mailbox user id): who hears of a mailbox's changes.
+        self._subscriptions_by_mailbox: dict[tuple[str, str], dict[str, Subscription]] = {}
         self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=REQUEST_LOG_LIMIT)
         self._seq = itertools.count(1)
         kept = self._kept_consents()
@@ -246,6 +220,7 @@ class SimState:
             for spec in fixture["tenants"]:
                 self.add_tenant(_tenant_from_spec(spec))
             self.subscriptions = {}
+            self._subscriptions_by_mailbox = {}
             self.requests.clear()
             self._keep_consents()  # back to the fixture: nothing consented
 
@@ -335,11 +310,42 @@ class SimState:
                 if e["seq"] > since and (tenant_id is None or e["tenant"] == tenant_id)
             ]
 
+    def mailbox(self, tenant: Tenant, user: User) -> Mailbox:
+        with self.lock:
+            return tenant.mailbox(user)
+
+    def add_subscription(self, subscription: Subscription) -> None:
+        with self.lock:
+            self.subscriptions[subscription.id] = subscription
+            key = (subscription.tenant_id, subscription.mailbox_user_id)
+            self._subscriptions_by_mailbox.setdefault(key, {})[subscription.id] = subscription
+
+    def drop_subscription(self, subscription_id: str) -> Subscription | None:
+        with self.lock:
+            subscription = self.subscriptions.pop(subscription_id.lower(), None)
+            if subscription is not None:
+                key = (subscription.tenant_id, subscription.mailbox_user_id)
+                by_id = self._subscriptions_by_mailbox.get(key, {})
+                by_id.pop(subscription.id, None)
+                if not by_id:
+                    self._subscriptions_by_mailbox.pop(key, None)
+            return subscription
+
     def live_subscription(self, subscription_id: str) -> Subscription | None:
         """A subscription that exists and has not expired (Graph deletes expired ones)."""
         with self.lock:
             sub = self.subscriptions.get(subscription_id.lower())
             if sub is not None and sub.expiration <= time.time():
-                del self.subscriptions[sub.id]
+                self.drop_subscription(sub.id)
                 return None
             return sub
+
+    def subscriptions_of_mailbox(self, tenant_id: str, user_id: str) -> list[Subscription]:
+        """Live subscriptions on one mailbox's events (cost: that mailbox's subscriptions)."""
+        now = time.time()
+        with self.lock:
+            found = list(self._subscriptions_by_mailbox.get((tenant_id, user_id), {}).values())
+            expired = [s for s in found if s.expiration <= now]
+            for sub in expired:
+                self.drop_subscription(sub.id)
+            return [s for s in found if s.expiration > now]
