@@ -22,10 +22,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 from werkzeug.datastructures import MultiDict
 
+from m365sim.delta import DeltaSync
 from m365sim.graph_calendar import CalendarApi
 from m365sim.graph_directory import DirectoryApi
 from m365sim.graph_subscriptions import SubscriptionsApi
 from m365sim.limits import Limits
+from m365sim.notifier import Notifier
 from m365sim.odata import Call, Context, GraphResult, graph_error, json_body, method_not_allowed, too_many_requests
 from m365sim.state import SimState
 from m365sim.tokens import InvalidToken, TokenIssuer
@@ -41,12 +43,14 @@ _log = logging.getLogger("m365sim.graph")
 
 
 class GraphApi:
-    def __init__(self, state: SimState, issuer: TokenIssuer, outbound_ca_bundle: str | None = None) -> None:
+    def __init__(self, state: SimState, issuer: TokenIssuer, notifier: Notifier,
+                 outbound_ca_bundle: str | None = None) -> None:
         self.state = state
         self.issuer = issuer
         self.limits = Limits(state)
         self.directory = DirectoryApi(state)
-        self.calendar = CalendarApi(state)
+        self.delta = DeltaSync()
+        self.calendar = CalendarApi(state, notifier, self.delta)
         self.subscriptions = SubscriptionsApi(state, outbound_ca_bundle)
 
     # -- entry point ---------------------------------------------------------------------------

@@ -66,8 +66,7 @@ class SubscriptionsApi:
         if not ctx.has_any(self.state, CALENDAR_ROLES):
             return insufficient_privileges()
         if method == "DELETE":
-            with self.state.lock:
-                self.state.subscriptions.pop(subscription.id, None)
+            self.state.drop_subscription(subscription.id)
             return GraphResult(204)
         if method == "PATCH":
             body = json_body(call)
@@ -144,8 +143,7 @@ class SubscriptionsApi:
             expiration=expiration,
             client_state=client_state,
         )
-        with self.state.lock:
-            self.state.subscriptions[subscription.id] = subscription
+        self.state.add_subscription(subscription)
         return GraphResult(201, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions/$entity",
                                  **subscription.graph(include_client_state=True)})
 

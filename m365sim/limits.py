@@ -1,5 +1,6 @@
 """Graph's service limits as the simulator enforces them when `enforce_limits` is on: concurrent
-requests per mailbox and subscription writes per tenant
+requests per mailbox (4), requests per app per mailbox in 10 minutes (`mailbox_request_limit`,
+Outlook's 10,000) and subscription writes per tenant
 (learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
 
 Owns the counters on each tenant and the 429 answers with `Retry-After`. It must never sleep or
@@ -8,11 +9,14 @@ call out, and holds `SimState.lock` only to read and bump counters.
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 
 from m365sim.odata import GraphResult, too_many_requests
 from m365sim.state import MAX_CONCURRENT_PER_MAILBOX, SUBSCRIPTION_WRITE_WINDOW_SECONDS, SimState, Tenant
+
+MAILBOX_REQUEST_WINDOW_SECONDS = 600.0
 
 
 class Limits:
@@ -44,11 +48,22 @@ class Limits:
         return None
 
     def enter_mailbox(self, tenant: Tenant, key: str) -> GraphResult | None:
-        """Admit one request to the mailbox, or the 429 that refuses it."""
+        """Admit one request to the mailbox, or the 429 that refuses it. Only admitted requests
+        count towards the 10-minute budget."""
+        now = time.monotonic()
         with self.state.lock:
             current = tenant.inflight.get(key, 0)
-            if tenant.knobs.enforce_limits and current >= MAX_CONCURRENT_PER_MAILBOX:
+            enforce = tenant.knobs.enforce_limits
+            if enforce and current >= MAX_CONCURRENT_PER_MAILBOX:
                 return too_many_requests(1, "Application is over its MailboxConcurrency limit.")
+            window = tenant.mailbox_requests.setdefault(key, collections.deque())
+            while window and window[0] <= now - MAILBOX_REQUEST_WINDOW_SECONDS:
+                window.popleft()
+            if enforce and len(window) >= tenant.knobs.mailbox_request_limit:
+                wait = (window[0] if window else now) + MAILBOX_REQUEST_WINDOW_SECONDS - now
+                return too_many_requests(math.ceil(wait), "Application is over its MailboxRequests limit.",
+                                         code="ApplicationThrottled")
+            window.append(now)
             tenant.inflight[key] = current + 1
             return None
 
