@@ -32,7 +32,6 @@ from m365sim.odata import (
     json_body,
     method_not_allowed,
     page,
-    page_size,
     parse_graph_time,
     segment_not_found,
     select,
@@ -135,13 +134,15 @@ class CalendarApi:
 
     def _delta(self, call: Call, segments: list[str], mailbox: Mailbox,
                zone: tuple[str, dt.tzinfo] | None) -> GraphResult:
+        # calendarView/delta takes no query options; its page size comes from Prefer only.
         unsupported = [k for k in call.query if k.lower() in ("$select", "$filter", "$orderby", "$expand",
-                                                                "$search", "$top")]
+                                                                "$search")]
         if unsupported:
             return graph_error(400, "ErrorInvalidUrlQuery", f"The query parameter '{unsupported[0]}' is not "
                                "supported with delta.")
-        size = page_size(call, DEFAULT_EVENT_PAGE, MAX_EVENT_PAGE)
-        assert isinstance(size, int)
+        preferred = call.prefer().get("odata.maxpagesize", "")
+        size = min(int(preferred), MAX_EVENT_PAGE) if preferred.isdigit() and int(preferred) > 0 \
+            else DEFAULT_EVENT_PAGE
         try:
             if call.query.get("$deltatoken") is not None:
                 position = self.delta.from_delta_token(mailbox, call.query["$deltatoken"])
