@@ -19,7 +19,7 @@ from typing import Any
 from m365sim import event_json
 from m365sim.access import CALENDAR_WRITE_ROLES, MAILBOX_SETTINGS_ROLES, may_write, resolve_mailbox
 from m365sim.delta import DeltaSync, Page
-from m365sim.events import EventInvalid, as_occurrence, occurrences, read_fields, read_recurrence
+from m365sim.events import EventInvalid, Occurrence, as_occurrence, occurrences, read_fields, read_recurrence
 from m365sim.graph_mailbox_settings import mailbox_settings
 from m365sim.mailbox import Change, Mailbox, NewEvent, SyncStateGone
 from m365sim.notifier import Notifier
@@ -119,8 +119,8 @@ class CalendarApi:
         if kind == "event":
             return _answer(200, event_json.render(mailbox.lookup(item_id), zone), zone, call)
         if kind == "events":
-            items = [event_json.render(as_occurrence(event), zone) for event in mailbox.stored()]
-            return _with_zone(page(call, items, "/".join(segments), DEFAULT_EVENT_PAGE, MAX_EVENT_PAGE, True), zone)
+            stored = [as_occurrence(event) for event in mailbox.stored()]
+            return self._page(call, segments, stored, zone)
         window = _window(call)
         if isinstance(window, GraphResult):
             return window
@@ -129,8 +129,14 @@ class CalendarApi:
             found = sorted(occurrences(master, *window), key=lambda item: (item.fields.start, item.id))
         else:
             found = mailbox.view(*window)
-        items = [event_json.render(item, zone) for item in found]
-        return _with_zone(page(call, items, "/".join(segments), DEFAULT_EVENT_PAGE, MAX_EVENT_PAGE, True), zone)
+        return self._page(call, segments, found, zone)
+
+    @staticmethod
+    def _page(call: Call, segments: list[str], found: list[Occurrence],
+              zone: tuple[str, dt.tzinfo] | None) -> GraphResult:
+        answer = page(call, found, "/".join(segments), DEFAULT_EVENT_PAGE, MAX_EVENT_PAGE, honour_prefer=True,
+                      render=lambda item: event_json.render(item, zone))
+        return _with_zone(answer, zone)
 
     def _delta(self, call: Call, segments: list[str], mailbox: Mailbox,
                zone: tuple[str, dt.tzinfo] | None) -> GraphResult:

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -130,9 +130,11 @@ def page_size(call: Call, default: int, maximum: int, honour_prefer: bool = True
     return default
 
 
-def page(call: Call, items: list[dict[str, Any]], path: str, default: int = DEFAULT_PAGE_SIZE,
-         maximum: int = MAX_PAGE_SIZE, honour_prefer: bool = False) -> GraphResult:
-    """One page of `items` with an absolute `@odata.nextLink` (`$skiptoken` = offset) when more remain."""
+def page(call: Call, items: Sequence[Any], path: str, default: int = DEFAULT_PAGE_SIZE,
+         maximum: int = MAX_PAGE_SIZE, honour_prefer: bool = False,
+         render: Callable[[Any], dict[str, Any]] | None = None) -> GraphResult:
+    """One page of `items` with an absolute `@odata.nextLink` (`$skiptoken` = offset) when more remain.
+    With `render`, items are turned into JSON only for the page answered."""
     size = page_size(call, default, maximum, honour_prefer)
     if isinstance(size, GraphResult):
         return size
@@ -143,7 +145,7 @@ def page(call: Call, items: list[dict[str, Any]], path: str, default: int = DEFA
             offset = int(base64.urlsafe_b64decode(skiptoken.encode("ascii")).decode("ascii").removeprefix("o:"))
         except (ValueError, UnicodeDecodeError):
             return graph_error(400, "BadRequest", "The $skiptoken is invalid.")
-    chunk = [select(item, call.query) for item in items[offset: offset + size]]
+    chunk = [select(render(item) if render else item, call.query) for item in items[offset: offset + size]]
     body: dict[str, Any] = {"@odata.context": f"https://graph.microsoft.com/v1.0/$metadata#{path}", "value": chunk}
     if offset + size < len(items):
         params = [(k, v) for k, v in call.query.items(multi=True) if k != "$skiptoken"]
