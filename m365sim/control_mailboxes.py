@@ -11,6 +11,7 @@ never be reachable under a Microsoft path, and never hold `SimState.lock` while 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +19,7 @@ from werkzeug.wrappers import Request, Response
 
 from m365sim import event_json
 from m365sim.events import EventFields, EventInvalid, as_occurrence, read_fields, read_recurrence
-from m365sim.mailbox import NewEvent
+from m365sim.mailbox import NewEvent, Rewrite
 from m365sim.notifier import Notifier
 from m365sim.state import SimState, Tenant, User, format_graph_time
 
@@ -114,7 +115,7 @@ class MailboxControl:
             raise EventInvalid("bad_request", "the tenant has no person to organize the meeting: give organizer")
         return {"name": person.display_name, "address": person.mail}
 
-    def _rewrite(self, tenant: Tenant, user: User, organizer: Any) -> Any:
+    def _rewrite(self, tenant: Tenant, user: User, organizer: Mapping[str, str]) -> Rewrite | None:
         with self.state.lock:
             listed = tenant.listed(user, tenant.knobs.organizer_as_subject_mailboxes)
         if not listed:

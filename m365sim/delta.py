@@ -124,10 +124,7 @@ class DeltaSync:
         lo, hi = position.window()
         if position.since is None:
             return sorted((item.id, False) for item in mailbox.view(lo, hi))
-        try:
-            changed = mailbox.changed_since(position.since, position.upto)
-        except SyncStateGone:
-            raise
+        changed = mailbox.changed_since(position.since, position.upto)  # SyncStateGone when trimmed
         now = mailbox.current(changed)
         entries: dict[str, bool] = {}
         for event_id, before in changed.items():

@@ -15,7 +15,7 @@ import datetime as dt
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -43,6 +43,9 @@ from m365sim.timezones import resolve_zone
 # answers 410 (Graph, too, forgets sync state: the client starts a full round).
 CHANGE_LOG_LIMIT = 20_000
 CHANGE_LOG_TRIM = 5_000
+
+# Maps the fields a write asks for to the fields the mailbox stores (a room's processing rules).
+Rewrite = Callable[[EventFields], EventFields]
 
 
 class SyncStateGone(Exception):
@@ -149,7 +152,8 @@ class Mailbox:
         changes = [self.create(new, now)[1] for new in batch]
         return [change for change in changes if change is not None]
 
-    def update(self, item_id: str, body: dict[str, Any], rewrite: Any = None) -> tuple[Occurrence, Change]:
+    def update(self, item_id: str, body: dict[str, Any],
+               rewrite: Rewrite | None = None) -> tuple[Occurrence, Change]:
         """Apply a Graph PATCH. On an occurrence it becomes an exception; on a master a change of
         its times or recurrence drops exceptions and cancellations, as Outlook does. `rewrite`,
         if given, maps the resulting fields to the fields stored (a room's processing rules)."""
@@ -179,7 +183,8 @@ class Mailbox:
             self._events[event.id] = updated
             self._commit(event.id, event)
         item = as_occurrence(updated) if original is None else find_occurrence(updated, original)
-        assert item is not None
+        if item is None:  # cannot happen: the instance was just stored as an exception
+            raise not_found()
         return item, Change("updated", result_id, change_key)
 
     def delete(self, item_id: str, organizer_only: bool = False) -> Change:
