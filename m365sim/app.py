@@ -17,6 +17,7 @@ from werkzeug.wrappers import Request, Response
 from m365sim import entra
 from m365sim.control import ControlApi
 from m365sim.graph import Call, GraphApi
+from m365sim.notifier import Notifier
 from m365sim.state import AppRegistration, SimState
 from m365sim.tokens import TokenIssuer
 
@@ -25,8 +26,9 @@ class SimulatorApp:
     def __init__(self, state: SimState, issuer: TokenIssuer) -> None:
         self.state = state
         self.issuer = issuer
-        self.graph = GraphApi(state, issuer)
-        self.control = ControlApi(state)
+        self.notifier = Notifier(state)
+        self.graph = GraphApi(state, issuer, self.notifier)
+        self.control = ControlApi(state, self.notifier)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)

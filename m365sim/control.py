@@ -1,6 +1,6 @@
 """The simulator's control API under `/_sim/`: health, reset, tenant generator, knobs, consent
 shortcut, the request log, and subscription tools (drop, deliver a change or lifecycle
-notification).
+notification); mailbox calendars and the notification log are control_mailboxes.py's.
 
 Owns test-only operations that have no Microsoft counterpart. It answers loopback callers only
 and must never be reachable under the Entra or Graph paths.
@@ -16,6 +16,8 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from m365sim import delivery
+from m365sim.control_mailboxes import MailboxControl
+from m365sim.notifier import Notifier
 from m365sim.state import KnobError, SimState, format_graph_time
 
 LIFECYCLE_EVENTS = {"reauthorizationRequired", "subscriptionRemoved", "missed"}
@@ -47,8 +49,10 @@ def _body(request: Request) -> dict[str, Any] | None:
 
 
 class ControlApi:
-    def __init__(self, state: SimState, outbound_ca_bundle: str | None = None) -> None:
+    def __init__(self, state: SimState, notifier: Notifier, outbound_ca_bundle: str | None = None) -> None:
         self.state = state
+        self.notifier = notifier
+        self.mailboxes = MailboxControl(state, notifier)
         self.outbound_ca_bundle = outbound_ca_bundle
 
     def handle(self, request: Request) -> Response:
@@ -63,7 +67,8 @@ class ControlApi:
         if segments == ["health"] and method == "GET":
             return _json(200, {"status": "ok"})
         if segments == ["reset"] and method == "POST":
-            state.reset()
+            state.reset()  # tenants go, and their mailboxes, events and delta state with them
+            self.notifier.reset()
             return _json(200, {"status": "reset"})
         if segments == ["tenants"]:
             if method == "GET":
@@ -116,13 +121,15 @@ class ControlApi:
             if subscription is None:
                 return _error(404, "not_found", f"no subscription {segments[1]}")
             if len(segments) == 2 and method == "DELETE":
-                with state.lock:
-                    state.subscriptions.pop(subscription.id, None)
+                state.drop_subscription(subscription.id)
                 return Response(status=204)
             if segments[2:] == ["notify"] and method == "POST":
                 return self._notify(subscription.id, body)
             if segments[2:] == ["lifecycle"] and method == "POST":
                 return self._lifecycle(subscription.id, body)
+        answered = self.mailboxes.handle(request, segments, body)
+        if answered is not None:
+            return answered
         return _error(404, "not_found", f"no control operation {method} {request.path}")
 
     def _create_tenant(self, body: dict[str, Any]) -> Response:
@@ -196,5 +203,5 @@ class ControlApi:
             url = sub.lifecycle_notification_url
             if event == "subscriptionRemoved":
                 # Graph removed it: it is gone whatever the subscriber answers.
-                del self.state.subscriptions[sub.id]
+                self.state.drop_subscription(sub.id)
         return _json(200, delivery.post_json(url, payload, self.outbound_ca_bundle))

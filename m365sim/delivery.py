@@ -97,11 +97,12 @@ def validation_handshake(url: str, ca_bundle: str | None) -> str | None:
     return None
 
 
-def post_json(url: str, payload: dict[str, Any], ca_bundle: str | None) -> dict[str, Any]:
+def post_json(url: str, payload: dict[str, Any], ca_bundle: str | None,
+              timeout: float = NOTIFICATION_TIMEOUT_SECONDS) -> dict[str, Any]:
     """POST a notification; report the status the subscriber answered and how long it took."""
     started = time.monotonic()
     try:
-        response = _session.post(url, json=payload, timeout=NOTIFICATION_TIMEOUT_SECONDS, allow_redirects=False,
+        response = _session.post(url, json=payload, timeout=timeout, allow_redirects=False,
                                  verify=ca_bundle or True)
     except requests.RequestException as exc:
         return {"status": None, "error": f"{type(exc).__name__}", "elapsedMs": int((time.monotonic() - started) * 1000)}

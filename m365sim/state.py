@@ -1,7 +1,8 @@
-"""The simulator's in-memory world: the app registration, tenants, users, rooms, consent,
-knobs, subscriptions and the request log.
+"""The simulator's in-memory world: the app registration, tenants (directory, consent, knobs),
+subscriptions and the request log.
 
-Owns the data model, the fixture loader and the large-tenant generator. It must never do I/O
+Owns the mutable state, its lock and the fixture loader (the directory records are in
+directory.py, the knobs in knobs.py). It must never do I/O
 on the network, and never hold `SimState.lock` while calling out (handshakes, notifications
 are done by the callers after releasing it). State lives in memory and starts from the fixture
 on every start and on `POST /_sim/reset`.
@@ -14,14 +15,18 @@ import itertools
 import json
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from m365sim.directory import Room, RoomList, User, generate_tenant_spec, parse_directory, stable_id
+from m365sim.knobs import KnobError, Knobs
+from m365sim.mailbox import Mailbox
+
+__all__ = ["AppRegistration", "KnobError", "Knobs", "Room", "RoomList", "SimState", "Subscription", "Tenant", "User",
+           "generate_tenant_spec", "stable_id"]
+
 DEFAULT_FIXTURE = Path(__file__).parent / "fixtures" / "demo.json"
-# Stable ids: derived from the tenant and the address, so a reset or restart keeps them.
-_ID_NAMESPACE = uuid.UUID("0f0e8c1a-5d1b-4d8e-9c0a-6d3b2f1e4a70")
 # Graph's documented limits this simulator enforces (learn.microsoft.com/graph/throttling-limits).
 MAX_CONCURRENT_PER_MAILBOX = 4
 SUBSCRIPTION_WRITE_WINDOW_SECONDS = 20.0
@@ -34,142 +39,6 @@ CALENDAR_ROLES = frozenset({"Calendars.Read", "Calendars.ReadWrite"})
 ORGANIZATION_READ_ROLES = frozenset(
     {"Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 )
-
-
-def stable_id(*parts: str) -> str:
-    return str(uuid.uuid5(_ID_NAMESPACE, ":".join(p.lower() for p in parts)))
-
-
-class KnobError(ValueError):
-    """A knob update that is not understood; nothing was changed."""
-
-
-@dataclass
-class Knobs:
-    consent_revoked: bool = False
-    missing_permissions: list[str] = field(default_factory=list)
-    graph_5xx_rate: float = 0.0
-    throttle_rate: float = 0.0
-    retry_after_seconds: int = 1
-    latency_ms: int = 0
-    denied_mailboxes: list[str] = field(default_factory=list)
-    missing_mailboxes: list[str] = field(default_factory=list)
-    enforce_limits: bool = True
-    subscription_write_limit: int = 1000
-
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
-    def update(self, changes: dict[str, Any]) -> None:
-        """Validate every change first, then apply all of them (all or nothing)."""
-        staged: dict[str, Any] = {}
-        for name, value in changes.items():
-            if name not in self.__dataclass_fields__:
-                raise KnobError(f"unknown knob {name!r}")
-            if name in ("consent_revoked", "enforce_limits"):
-                if not isinstance(value, bool):
-                    raise KnobError(f"{name} must be a boolean")
-            elif name in ("graph_5xx_rate", "throttle_rate"):
-                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-                    raise KnobError(f"{name} must be a number from 0 to 1")
-                value = float(value)
-            elif name in ("retry_after_seconds", "latency_ms", "subscription_write_limit"):
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise KnobError(f"{name} must be a non-negative integer")
-            else:
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise KnobError(f"{name} must be a list of strings")
-                if name != "missing_permissions":
-                    value = [v.lower() for v in value]
-            staged[name] = value
-        for name, value in staged.items():
-            setattr(self, name, value)
-
-
-@dataclass
-class User:
-    id: str
-    user_principal_name: str
-    mail: str
-    display_name: str
-    is_admin: bool = False
-    is_room: bool = False
-
-    def graph(self) -> dict[str, Any]:
-        given, _, surname = self.display_name.partition(" ")
-        return {
-            "id": self.id,
-            "displayName": self.display_name,
-            "givenName": None if self.is_room else given,
-            "surname": None if self.is_room else (surname or None),
-            "mail": self.mail,
-            "userPrincipalName": self.user_principal_name,
-            "userType": "Member",
-            "accountEnabled": not self.is_room,
-            "jobTitle": None,
-            "officeLocation": None,
-            "businessPhones": [],
-            "mobilePhone": None,
-            "preferredLanguage": None,
-        }
-
-
-@dataclass
-class RoomList:
-    id: str
-    email: str
-    display_name: str
-
-    def graph(self) -> dict[str, Any]:
-        return {
-            "@odata.type": "#microsoft.graph.roomList",
-            "id": self.id,
-            "displayName": self.display_name,
-            "emailAddress": self.email,
-            "address": None,
-            "geoCoordinates": None,
-            "phone": None,
-        }
-
-
-@dataclass
-class Room:
-    id: str
-    email: str
-    display_name: str
-    building: str | None
-    floor_number: int | None
-    floor_label: str | None
-    capacity: int | None
-    booking_type: str = "standard"
-    is_wheelchair_accessible: bool = False
-    tags: list[str] = field(default_factory=list)
-    nickname: str | None = None
-    room_list: str | None = None
-    hidden_from_places: bool = False
-
-    def graph(self) -> dict[str, Any]:
-        return {
-            "@odata.type": "#microsoft.graph.room",
-            "id": self.id,
-            "emailAddress": self.email,
-            "displayName": self.display_name,
-            "nickname": self.nickname if self.nickname is not None else self.display_name,
-            "building": self.building,
-            "floorNumber": self.floor_number,
-            "floorLabel": self.floor_label,
-            "capacity": self.capacity,
-            "bookingType": self.booking_type,
-            "isWheelChairAccessible": self.is_wheelchair_accessible,
-            "tags": list(self.tags),
-            "label": None,
-            "phone": None,
-            "audioDeviceName": None,
-            "videoDeviceName": None,
-            "displayDeviceName": None,
-            "address": None,
-            "geoCoordinates": None,
-        }
 
 
 @dataclass
@@ -229,6 +98,9 @@ class Tenant:
     knobs: Knobs = field(default_factory=Knobs)
     subscription_writes: collections.deque[float] = field(default_factory=collections.deque)
     inflight: dict[str, int] = field(default_factory=dict)
+    # Admitted mailbox requests in the last 10 minutes, per mailbox (monotonic times).
+    mailbox_requests: dict[str, collections.deque[float]] = field(default_factory=dict)
+    mailboxes: dict[str, Mailbox] = field(default_factory=dict)
     _users_by_key: dict[str, User] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -247,9 +119,30 @@ class Tenant:
             return None
         return user
 
+    def user_by_key(self, key: str) -> User | None:
+        """By object id, UPN or mail, whatever the knobs say (the control API's view)."""
+        return self._users_by_key.get(key.strip().lower())
+
     def is_denied(self, user: User) -> bool:
-        denied = self.knobs.denied_mailboxes
-        return user.mail.lower() in denied or user.user_principal_name.lower() in denied
+        return self.listed(user, self.knobs.denied_mailboxes)
+
+    @staticmethod
+    def listed(user: User, addresses: list[str] | dict[str, Any]) -> bool:
+        return user.mail.lower() in addresses or user.user_principal_name.lower() in addresses
+
+    def purpose(self, user: User) -> str:
+        """mailboxSettings.userPurpose: `room` for room mailboxes, `user` for people, unless the
+        `mailbox_purposes` knob says otherwise."""
+        purposes = self.knobs.mailbox_purposes
+        named = purposes.get(user.mail.lower()) or purposes.get(user.user_principal_name.lower())
+        return named or ("room" if user.is_room else "user")
+
+    def mailbox(self, user: User) -> Mailbox:
+        """The user's calendar store, created on first use (call with `SimState.lock` held)."""
+        mailbox = self.mailboxes.get(user.id)
+        if mailbox is None:
+            mailbox = self.mailboxes[user.id] = Mailbox(user.id, user.mail, user.display_name)
+        return mailbox
 
     def effective_roles(self) -> set[str]:
         """Roles the tenant currently grants the app (consent minus the `missing_permissions` knob)."""
@@ -286,60 +179,7 @@ class AppRegistration:
 
 def _tenant_from_spec(spec: dict[str, Any]) -> Tenant:
     tenant_id = spec["id"].lower()
-    users: list[User] = []
-    for entry in spec.get("users", []):
-        upn = entry["userPrincipalName"]
-        users.append(
-            User(
-                id=entry.get("id", stable_id(tenant_id, "user", upn)),
-                user_principal_name=upn,
-                mail=entry.get("mail", upn),
-                display_name=entry.get("displayName", upn.split("@")[0]),
-                is_admin=bool(entry.get("admin", False)),
-            )
-        )
-    room_lists = [
-        RoomList(
-            id=entry.get("id", stable_id(tenant_id, "roomlist", entry["emailAddress"])),
-            email=entry["emailAddress"],
-            display_name=entry.get("displayName", entry["emailAddress"]),
-        )
-        for entry in spec.get("roomLists", [])
-    ]
-    list_emails = {r.email.lower() for r in room_lists}
-    rooms: list[Room] = []
-    for entry in spec.get("rooms", []):
-        email = entry["emailAddress"]
-        room_list = entry.get("roomList")
-        if room_list is not None and room_list.lower() not in list_emails:
-            raise ValueError(f"room {email} names unknown room list {room_list}")
-        rooms.append(
-            Room(
-                id=entry.get("id", stable_id(tenant_id, "place", email)),
-                email=email,
-                display_name=entry.get("displayName", email.split("@")[0]),
-                building=entry.get("building"),
-                floor_number=entry.get("floorNumber"),
-                floor_label=entry.get("floorLabel"),
-                capacity=entry.get("capacity"),
-                booking_type=entry.get("bookingType", "standard"),
-                is_wheelchair_accessible=bool(entry.get("isWheelChairAccessible", False)),
-                tags=list(entry.get("tags", [])),
-                nickname=entry.get("nickname"),
-                room_list=room_list,
-                hidden_from_places=bool(entry.get("hiddenFromPlaces", False)),
-            )
-        )
-        # Every room is also a room mailbox: a Member user with its own object id.
-        users.append(
-            User(
-                id=entry.get("userId", stable_id(tenant_id, "user", email)),
-                user_principal_name=email,
-                mail=email,
-                display_name=entry.get("displayName", email.split("@")[0]),
-                is_room=True,
-            )
-        )
+    users, room_lists, rooms = parse_directory(spec, tenant_id)
     tenant = Tenant(
         id=tenant_id,
         display_name=spec.get("displayName", spec["domains"][0]),
@@ -350,51 +190,6 @@ def _tenant_from_spec(spec: dict[str, Any]) -> Tenant:
         service_principal_id=stable_id(tenant_id, "serviceprincipal"),
     )
     return tenant
-
-
-def generate_tenant_spec(rooms: int, domain: str | None = None, tenant_id: str | None = None) -> dict[str, Any]:
-    """A tenant spec (the fixture's shape) with `rooms` rooms, deterministic apart from the id.
-
-    Users are `admin@<domain>` (Global Administrator) and `user@<domain>` (not an admin).
-    Rooms are named `room-00042@<domain>`, spread over buildings of up to 200 rooms and floors of
-    up to 20, each building with its own room list. Used by `POST /_sim/tenants` and benchmarks.
-    """
-    if rooms < 0:
-        raise ValueError("rooms must not be negative")
-    tenant_id = (tenant_id or str(uuid.uuid4())).lower()
-    domain = (domain or f"t{tenant_id.replace('-', '')[:10]}.onmicrosoft.com").lower()
-    per_building, per_floor = 200, 20
-    building_count = max(1, -(-rooms // per_building))
-    room_lists = [
-        {"emailAddress": f"building-{b + 1:02d}-rooms@{domain}", "displayName": f"Building {b + 1:02d}"}
-        for b in range(building_count)
-    ]
-    room_specs = []
-    for i in range(rooms):
-        building = i // per_building
-        floor = (i % per_building) // per_floor + 1
-        room_specs.append(
-            {
-                "emailAddress": f"room-{i:05d}@{domain}",
-                "displayName": f"Room {i:05d}",
-                "building": f"Building {building + 1:02d}",
-                "floorNumber": floor,
-                "floorLabel": f"Level {floor}",
-                "capacity": 4 + (i % 17),
-                "isWheelChairAccessible": i % 3 == 0,
-                "tags": ["video"] if i % 4 == 0 else [],
-                "roomList": room_lists[building]["emailAddress"],
-            }
-        )
-    return {
-        "id": tenant_id,
-        "displayName": domain.split(".")[0],
-        "domains": [domain],
-        "users": [{"userPrincipalName": f"admin@{domain}", "displayName": "Tenant Admin", "admin": True},
-                  {"userPrincipalName": f"user@{domain}", "displayName": "Tenant User", "admin": False}],
-        "roomLists": room_lists,
-        "rooms": room_specs,
-    }
 
 
 class SimState:
@@ -408,6 +203,8 @@ class SimState:
         self.lock = threading.RLock()
         self.tenants: dict[str, Tenant] = {}
         self.subscriptions: dict[str, Subscription] = {}
+        # Live subscriptions by (tenant id, mailbox user id): who hears of a mailbox's changes.
+        self._subscriptions_by_mailbox: dict[tuple[str, str], dict[str, Subscription]] = {}
         self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=REQUEST_LOG_LIMIT)
         self._seq = itertools.count(1)
         kept = self._kept_consents()
@@ -423,6 +220,7 @@ class SimState:
             for spec in fixture["tenants"]:
                 self.add_tenant(_tenant_from_spec(spec))
             self.subscriptions = {}
+            self._subscriptions_by_mailbox = {}
             self.requests.clear()
             self._keep_consents()  # back to the fixture: nothing consented
 
@@ -512,11 +310,42 @@ class SimState:
                 if e["seq"] > since and (tenant_id is None or e["tenant"] == tenant_id)
             ]
 
+    def mailbox(self, tenant: Tenant, user: User) -> Mailbox:
+        with self.lock:
+            return tenant.mailbox(user)
+
+    def add_subscription(self, subscription: Subscription) -> None:
+        with self.lock:
+            self.subscriptions[subscription.id] = subscription
+            key = (subscription.tenant_id, subscription.mailbox_user_id)
+            self._subscriptions_by_mailbox.setdefault(key, {})[subscription.id] = subscription
+
+    def drop_subscription(self, subscription_id: str) -> Subscription | None:
+        with self.lock:
+            subscription = self.subscriptions.pop(subscription_id.lower(), None)
+            if subscription is not None:
+                key = (subscription.tenant_id, subscription.mailbox_user_id)
+                by_id = self._subscriptions_by_mailbox.get(key, {})
+                by_id.pop(subscription.id, None)
+                if not by_id:
+                    self._subscriptions_by_mailbox.pop(key, None)
+            return subscription
+
     def live_subscription(self, subscription_id: str) -> Subscription | None:
         """A subscription that exists and has not expired (Graph deletes expired ones)."""
         with self.lock:
             sub = self.subscriptions.get(subscription_id.lower())
             if sub is not None and sub.expiration <= time.time():
-                del self.subscriptions[sub.id]
+                self.drop_subscription(sub.id)
                 return None
             return sub
+
+    def subscriptions_of_mailbox(self, tenant_id: str, user_id: str) -> list[Subscription]:
+        """Live subscriptions on one mailbox's events (cost: that mailbox's subscriptions)."""
+        now = time.time()
+        with self.lock:
+            found = list(self._subscriptions_by_mailbox.get((tenant_id, user_id), {}).values())
+            expired = [s for s in found if s.expiration <= now]
+            for sub in expired:
+                self.drop_subscription(sub.id)
+            return [s for s in found if s.expiration > now]

@@ -154,13 +154,22 @@ def tenant(new_tenant: Any) -> dict[str, Any]:
 @dataclass
 class Webhook:
     """A local HTTP/1.1 endpoint (keeps connections alive) answering Graph's validation handshake
-    (`mode`) and recording posts and the client port each came from."""
+    (`mode`) and recording posts and the client port each came from. The next `failures`
+    notification posts are answered 503 (and recorded in `refused`)."""
 
     url: str
     mode: str = "echo"
+    failures: int = 0
     validations: list[str] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)
     client_ports: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every change notification received, flattened out of the posts' `value` arrays."""
+        with self.lock:
+            return [item for post in self.notifications for item in (post["body"] or {}).get("value", [])]
 
 
 @pytest.fixture
@@ -195,8 +204,13 @@ def webhook() -> Iterator[Webhook]:
                 self.end_headers()
                 self.wfile.write(data)
                 return
-            hook.notifications.append({"path": self.path, "body": json.loads(body or b"null")})
-            self.send_response(202)
+            with hook.lock:
+                refuse = hook.failures > 0
+                if refuse:
+                    hook.failures -= 1
+                (hook.refused if refuse else hook.notifications).append(
+                    {"path": self.path, "body": json.loads(body or b"null")})
+            self.send_response(503 if refuse else 202)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

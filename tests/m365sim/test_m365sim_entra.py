@@ -57,7 +57,7 @@ def test_unmodified_msal_gets_a_graph_token_for_a_consented_tenant(sim: Sim, ten
     assert claims["aud"] == "https://graph.microsoft.com"
     assert claims["tid"] == tenant["id"]
     assert claims["appid"] == sim.client_id
-    assert sorted(claims["roles"]) == ["Calendars.ReadWrite", "Place.Read.All", "User.Read.All"]
+    assert sorted(claims["roles"]) == ["Calendars.ReadWrite", "MailboxSettings.Read", "Place.Read.All", "User.Read.All"]
     assert claims["exp"] - claims["iat"] == 3600
 
 
@@ -108,7 +108,7 @@ def test_unknown_tenant_is_invalid_request(sim: Sim) -> None:
 def test_missing_permissions_knob_drops_roles_from_new_tokens(sim: Sim, tenant: dict[str, Any]) -> None:
     sim.knobs(tenant["id"], missing_permissions=["Place.Read.All"])
     claims = jwt.decode(sim.token(tenant["id"]), options={"verify_signature": False})
-    assert sorted(claims["roles"]) == ["Calendars.ReadWrite", "User.Read.All"]
+    assert sorted(claims["roles"]) == ["Calendars.ReadWrite", "MailboxSettings.Read", "User.Read.All"]
 
 
 def test_consent_page_is_a_form_with_the_permissions(sim: Sim) -> None:
@@ -118,7 +118,8 @@ def test_consent_page_is_a_form_with_the_permissions(sim: Sim) -> None:
     assert response.status_code == 200
     page = response.text
     for needle in ('name="username"', 'name="decision" value="accept"', 'name="decision" value="cancel"',
-                   "Calendars.ReadWrite", "Place.Read.All", "User.Read.All", 'name="state" value="st-123"'):
+                   "Calendars.ReadWrite", "MailboxSettings.Read", "Place.Read.All", "User.Read.All",
+                   'name="state" value="st-123"'):
         assert needle in page
 
 
