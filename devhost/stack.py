@@ -50,9 +50,16 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:`port` now.
+
+    SO_REUSEADDR, as every server the stack starts sets it (Node's libuv, werkzeug's and cheroot's
+    servers): the TIME-WAIT connections a stopped server leaves for a minute don't stop a new
+    listener, while a socket that is listening still makes the bind fail."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
+            probe.listen(1)
         except OSError:
             return False
         return True
