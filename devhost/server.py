@@ -1,11 +1,13 @@
 """The devhost: HTTP triggers, Easy Auth emulation, the admin API and the static admin page.
 
 Owns the WSGI application that stands in for the Functions host's front end:
+- every request: a `Host` that is not loopback or PUBLIC_BASE_URL's host is refused first (see `devhost.guard`);
 - `/<routePrefix>/<route>`: HTTP triggers, called with a real `azure.functions.HttpRequest`;
   the handler's `HttpResponse` goes back as it is; an exception is a bare 500 (trace in the log);
-- `/.auth/...`: the dev sign-in (see `devhost.easyauth`); every client-sent
+- `/.auth/...`: the dev sign-in (see `devhost.easyauth`), refusing cross-site posts; every client-sent
   `x-ms-client-principal*` header is dropped and, for a signed-in caller, the platform's are injected;
-- `/admin/...`: the host's admin API (`POST /admin/functions/{name}` runs a function now), loopback only;
+- `/admin/...`: the host's admin API (`POST /admin/functions/{name}` runs a function now), loopback
+  callers only, never from another site's page;
 - everything else: files of the web directory, with strict security headers.
 It also starts the timer schedulers and blob watchers. It never changes the app's code or state.
 """
@@ -41,6 +43,7 @@ from devhost.easyauth import (
     safe_redirect,
 )
 from devhost.functions import FunctionSpec, Invoker, Outcome, StartupError, load_app, read_functions, read_host_json
+from devhost.guard import RequestGuard
 from devhost.hoststorage import HostStorage, connection_string, host_id
 from devhost.routes import RouteTable
 from devhost.timers import TimerScheduler
@@ -74,6 +77,7 @@ class DevHost:
         self.functions = {spec.name.lower(): spec for spec in read_functions(app, app_directory, self.environ)}
         self.web_dir = web_dir.resolve() if web_dir is not None and web_dir.is_dir() else None
         self.signer = SessionSigner.from_data_dir(data_dir)
+        self.guard = RequestGuard(self.environ.get("PUBLIC_BASE_URL"))
         self.invoker = Invoker(self.config.function_timeout_seconds)
         self.stop = threading.Event()
         self.blob_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blob")
@@ -113,8 +117,10 @@ class DevHost:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
+        problem = self.guard.host_problem(request.headers.get("Host"))
         try:
-            response = self.dispatch(request)
+            response = (Response(problem, status=403, mimetype="text/plain", headers={"Cache-Control": "no-store"})
+                        if problem else self.dispatch(request))
         except Exception:  # noqa: BLE001 - never a trace to the client
             log.exception("devhost failed on %s %s", request.method, request.path)
             response = Response(status=500)
@@ -165,6 +171,11 @@ class DevHost:
             return Response(status=500)
         return to_werkzeug(outcome.result)
 
+    def cross_site_problem(self, request: Request) -> str | None:
+        return self.guard.cross_site_problem(origin=request.headers.get("Origin"),
+                                             fetch_site=request.headers.get("Sec-Fetch-Site"),
+                                             scheme=request.scheme, host_header=request.headers.get("Host"))
+
     # Easy Auth
 
     def auth(self, request: Request) -> Response:
@@ -173,6 +184,9 @@ class DevHost:
             target = safe_redirect(request.args.get("post_login_redirect_uri"))
             return page(LOGIN_PAGE.format(redirect=html.escape(target)))
         if path == "/.auth/login/dev" and request.method == "POST":
+            problem = self.cross_site_problem(request)
+            if problem:  # login CSRF: another site's form must not sign the developer in as someone else
+                return page(f"<p>{html.escape(problem)}. <a href=\"/.auth/login/dev\">Sign in here</a></p>", 403)
             user = (request.form.get("user") or "").strip()
             if not user:
                 return page("<p>Give a user name. <a href=\"/.auth/login/dev\">Back</a></p>", 400)
@@ -196,6 +210,9 @@ class DevHost:
     def admin(self, request: Request) -> Response:
         if request.remote_addr not in LOOPBACK:
             return json_response({"error": "the admin API answers loopback callers only"}, 403)
+        problem = self.cross_site_problem(request)
+        if problem:
+            return json_response({"error": f"the admin API is not for web pages: {problem}"}, 403)
         if request.path == "/admin/host/status" and request.method == "GET":
             return json_response({"state": "Running", "id": self.host_storage.host_id,
                                   "functions": sorted(spec.name for spec in self.functions.values())})
