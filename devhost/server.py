@@ -6,10 +6,10 @@ Owns the WSGI application that stands in for the Functions host's front end:
   the handler's `HttpResponse` goes back as it is; an exception is a bare 500 (trace in the log);
 - `/.auth/...`: the dev sign-in (see `devhost.easyauth`), refusing cross-site posts; every client-sent
   `x-ms-client-principal*` header is dropped and, for a signed-in caller, the platform's are injected;
-- `/admin/...`: the host's admin API (`POST /admin/functions/{name}` runs a function now), loopback
-  callers only, never from another site's page;
+- `/admin/...`: the host's admin API (`POST /admin/functions/{name}` runs a function now, `{"input": ...}`
+  being a blob path or a queue message's text), loopback callers only, never from another site's page;
 - everything else: files of the web directory, with strict security headers.
-It also starts the timer schedulers and blob watchers. It never changes the app's code or state.
+It also starts the timer schedulers, blob watchers and queue listeners. It never changes the app's code or state.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from devhost.easyauth import (
 from devhost.functions import FunctionSpec, Invoker, Outcome, StartupError, load_app, read_functions, read_host_json
 from devhost.guard import RequestGuard
 from devhost.hoststorage import HostStorage, connection_string, host_id
+from devhost.queues import QueueListener
 from devhost.routes import RouteTable
 from devhost.timers import TimerScheduler
 
@@ -85,12 +86,15 @@ class DevHost:
         self.routes: RouteTable[FunctionSpec] = RouteTable()
         self.timers: dict[str, TimerScheduler] = {}
         self.blob_watchers: dict[str, BlobWatcher] = {}
+        self.queue_listeners: dict[str, QueueListener] = {}
         for key, spec in self.functions.items():
             if spec.kind == "http":
                 route = spec.trigger.get("route") or spec.name
                 self.routes.add(str(route), spec.trigger.get("methods") or [], spec)
             elif spec.kind == "timer":
                 self.timers[key] = TimerScheduler(spec, self.host_storage, self.invoker, self.stop)
+            elif spec.kind == "queue":
+                self.queue_listeners[key] = QueueListener(spec, self.environ, self.config, self.invoker, self.stop)
             else:
                 self.blob_watchers[key] = BlobWatcher(spec, self.environ, self.host_storage, self.invoker,
                                                       self.blob_executor, self.stop)
@@ -102,16 +106,19 @@ class DevHost:
             self.host_storage.ensure_created()
         except Exception as error:  # noqa: BLE001 - say which setting points where
             raise StartupError(f"AzureWebJobsStorage is not reachable: {type(error).__name__}: {error}") from None
-        for name, worker in [*self.timers.items(), *self.blob_watchers.items()]:
+        workers = [*self.timers.items(), *self.blob_watchers.items(), *self.queue_listeners.items()]
+        for name, worker in workers:
             threading.Thread(target=worker.run, name=f"trigger-{name}", daemon=True).start()
         for spec in self.functions.values():
             detail = (spec.trigger.get("route") or spec.name) if spec.kind == "http" else (
-                spec.trigger.get("schedule") or spec.trigger.get("path"))
+                spec.trigger.get("schedule") or spec.trigger.get("path") or spec.trigger.get("queueName"))
             log.info("Function %s: %s trigger (%s)", spec.name, spec.kind, detail)
 
     def shutdown(self) -> None:
         self.stop.set()
         self.blob_executor.shutdown(wait=False, cancel_futures=True)
+        for listener in self.queue_listeners.values():
+            listener.shutdown()
 
     # WSGI
 
@@ -236,6 +243,8 @@ class DevHost:
         def run() -> Outcome:
             if spec.kind == "timer":
                 return self.timers[key].fire_now()
+            if spec.kind == "queue":
+                return self.queue_listeners[key].invoke_text(text)
             return self.blob_watchers[key].invoke_path(text)
 
         if spec.kind == "blob" and not text:
