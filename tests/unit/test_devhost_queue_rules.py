@@ -13,12 +13,22 @@ from devhost.functions import StartupError, read_host_json
 from devhost.queueconfig import DEFAULT_LEASE_SECONDS, QueueOptions, read_lease_seconds
 from devhost.queues import PollingDelay, decode_body
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_defaults_are_the_hosts() -> None:
     options = QueueOptions.from_host_json({})
     assert options == QueueOptions(batch_size=16, new_batch_threshold=8, max_polling_seconds=60.0,
                                    visibility_timeout_seconds=0.0, max_dequeue_count=5, message_encoding="base64")
     assert QueueOptions.from_host_json({"batchSize": 5}).new_batch_threshold == 2  # batchSize/2 unless given
+
+
+def test_product_host_json_suits_a_notification_driven_sync() -> None:
+    options = QueueOptions.from_host_json(read_host_json(ROOT).queues)
+    assert options.max_polling_seconds <= 2  # an idle queue is looked at within seconds
+    assert options.batch_size == 16 and options.max_dequeue_count == 5
+    assert options.visibility_timeout_seconds >= 5  # retries of a failing message are spaced
+    assert options.message_encoding == "base64"  # what TextBase64EncodePolicy sends
 
 
 def test_host_json_values_are_read_case_insensitively_with_timespans(tmp_path: Path) -> None:
