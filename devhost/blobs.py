@@ -11,7 +11,6 @@ It never deletes or changes a watched blob.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 import threading
@@ -102,7 +101,7 @@ class BlobWatcher:
         self._done: set[tuple[str, str]] = set()
         self._in_flight: set[str] = set()
         self._tries: dict[tuple[str, str], int] = {}
-        self._parameter_type = _annotation(spec)
+        self._parameter_type = spec.trigger_annotation
 
     def run(self) -> None:
         log.info("Watching %s/%s for function %s", self.container, self.prefix + "…", self.spec.name)
@@ -184,13 +183,3 @@ class BlobWatcher:
 
 def quoted_etag(etag: str) -> str:
     return etag if etag.startswith('"') else f'"{etag}"'
-
-
-def _annotation(spec: FunctionSpec) -> str | None:
-    parameter = inspect.signature(spec.user_function).parameters[spec.trigger_parameter]
-    annotation = parameter.annotation
-    if annotation in (bytes, "bytes"):
-        return "bytes"
-    if annotation in (str, "str"):
-        return "str"
-    return None

@@ -29,7 +29,7 @@ import azure.functions as func
 
 log = logging.getLogger("devhost")
 
-SUPPORTED_TRIGGERS = {"httpTrigger": "http", "timerTrigger": "timer", "blobTrigger": "blob"}
+SUPPORTED_TRIGGERS = {"httpTrigger": "http", "timerTrigger": "timer", "blobTrigger": "blob", "queueTrigger": "queue"}
 _SETTING_EXPRESSION = re.compile(r"%([^%]+)%")
 _TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)")
 
@@ -41,7 +41,7 @@ class StartupError(Exception):
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str
-    kind: str  # "http" | "timer" | "blob"
+    kind: str  # "http" | "timer" | "blob" | "queue"
     trigger: dict[str, Any]  # the trigger binding with %SETTING% expressions resolved
     user_function: Callable[..., Any]
     directory: str
@@ -55,11 +55,25 @@ class FunctionSpec:
     def trigger_parameter(self) -> str:
         return str(self.trigger["name"])
 
+    @property
+    def trigger_annotation(self) -> str | None:
+        """"str" or "bytes" when the trigger parameter is annotated so (the worker then passes the
+        payload as that type instead of the trigger's own class), else None."""
+        annotation = inspect.signature(self.user_function).parameters[self.trigger_parameter].annotation
+        if annotation in (bytes, "bytes"):
+            return "bytes"
+        if annotation in (str, "str"):
+            return "str"
+        return None
+
 
 @dataclass(frozen=True)
 class HostConfig:
     route_prefix: str = "api"
     function_timeout_seconds: float | None = None
+    # host.json `extensions.queues` as written; devhost.queues reads and checks it.
+    queues: Mapping[str, Any] = field(default_factory=dict)
+    path: str = "host.json"
 
 
 def load_app(app_spec: str) -> tuple[func.FunctionApp, Path]:
@@ -77,23 +91,32 @@ def load_app(app_spec: str) -> tuple[func.FunctionApp, Path]:
     return app, Path(module.__file__ or cwd).resolve().parent
 
 
+def parse_timespan(value: Any, where: str) -> float:
+    """Seconds of a .NET TimeSpan "[d.]hh:mm:ss[.fff]", the way host.json writes durations."""
+    found = _TIMESPAN.fullmatch(str(value)) if isinstance(value, str) else None
+    if found is None:
+        raise StartupError(f"{where}: {value!r} is not a duration like hh:mm:ss")
+    days, hours, minutes, secs = (float(part or 0) for part in found.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + secs
+
+
 def read_host_json(app_directory: Path) -> HostConfig:
-    """routePrefix and functionTimeout from host.json next to the app (defaults when absent)."""
+    """routePrefix, functionTimeout and the queues section from host.json next to the app (defaults when absent)."""
     path = app_directory / "host.json"
     if not path.is_file():
-        return HostConfig()
+        return HostConfig(path=str(path))
     data = json.loads(path.read_text(encoding="utf-8"))
-    prefix = ((data.get("extensions") or {}).get("http") or {}).get("routePrefix", "api")
+    extensions = data.get("extensions") or {}
+    prefix = (extensions.get("http") or {}).get("routePrefix", "api")
     timeout = data.get("functionTimeout")
     seconds: float | None = None
     if timeout and timeout != "-1":
-        # "[d.]hh:mm:ss", a .NET TimeSpan, as host.json documents it.
-        found = _TIMESPAN.fullmatch(str(timeout))
-        if found is None:
-            raise StartupError(f"{path}: functionTimeout {timeout!r} is not hh:mm:ss")
-        days, hours, minutes, secs = (float(part or 0) for part in found.groups())
-        seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
-    return HostConfig(route_prefix=str(prefix).strip("/"), function_timeout_seconds=seconds)
+        seconds = parse_timespan(timeout, f"{path}: functionTimeout")
+    queues = extensions.get("queues") or {}
+    if not isinstance(queues, dict):
+        raise StartupError(f"{path}: extensions.queues must be an object")
+    return HostConfig(route_prefix=str(prefix).strip("/"), function_timeout_seconds=seconds, queues=queues,
+                      path=str(path))
 
 
 def resolve_expressions(value: Any, environ: Mapping[str, str], where: str) -> Any:

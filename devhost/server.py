@@ -1,13 +1,15 @@
 """The devhost: HTTP triggers, Easy Auth emulation, the admin API and the static admin page.
 
 Owns the WSGI application that stands in for the Functions host's front end:
+- every request: a `Host` that is not loopback or PUBLIC_BASE_URL's host is refused first (see `devhost.guard`);
 - `/<routePrefix>/<route>`: HTTP triggers, called with a real `azure.functions.HttpRequest`;
   the handler's `HttpResponse` goes back as it is; an exception is a bare 500 (trace in the log);
-- `/.auth/...`: the dev sign-in (see `devhost.easyauth`); every client-sent
+- `/.auth/...`: the dev sign-in (see `devhost.easyauth`), refusing cross-site posts; every client-sent
   `x-ms-client-principal*` header is dropped and, for a signed-in caller, the platform's are injected;
-- `/admin/...`: the host's admin API (`POST /admin/functions/{name}` runs a function now), loopback only;
+- `/admin/...`: the host's admin API (`POST /admin/functions/{name}` runs a function now, `{"input": ...}`
+  being a blob path or a queue message's text), loopback callers only, never from another site's page;
 - everything else: files of the web directory, with strict security headers.
-It also starts the timer schedulers and blob watchers. It never changes the app's code or state.
+It also starts the timer schedulers, blob watchers and queue listeners. It never changes the app's code or state.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ from devhost.easyauth import (
     safe_redirect,
 )
 from devhost.functions import FunctionSpec, Invoker, Outcome, StartupError, load_app, read_functions, read_host_json
+from devhost.guard import RequestGuard
 from devhost.hoststorage import HostStorage, connection_string, host_id
+from devhost.queues import QueueListener
 from devhost.routes import RouteTable
 from devhost.timers import TimerScheduler
 
@@ -74,6 +78,7 @@ class DevHost:
         self.functions = {spec.name.lower(): spec for spec in read_functions(app, app_directory, self.environ)}
         self.web_dir = web_dir.resolve() if web_dir is not None and web_dir.is_dir() else None
         self.signer = SessionSigner.from_data_dir(data_dir)
+        self.guard = RequestGuard(self.environ.get("PUBLIC_BASE_URL"))
         self.invoker = Invoker(self.config.function_timeout_seconds)
         self.stop = threading.Event()
         self.blob_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blob")
@@ -81,12 +86,15 @@ class DevHost:
         self.routes: RouteTable[FunctionSpec] = RouteTable()
         self.timers: dict[str, TimerScheduler] = {}
         self.blob_watchers: dict[str, BlobWatcher] = {}
+        self.queue_listeners: dict[str, QueueListener] = {}
         for key, spec in self.functions.items():
             if spec.kind == "http":
                 route = spec.trigger.get("route") or spec.name
                 self.routes.add(str(route), spec.trigger.get("methods") or [], spec)
             elif spec.kind == "timer":
                 self.timers[key] = TimerScheduler(spec, self.host_storage, self.invoker, self.stop)
+            elif spec.kind == "queue":
+                self.queue_listeners[key] = QueueListener(spec, self.environ, self.config, self.invoker, self.stop)
             else:
                 self.blob_watchers[key] = BlobWatcher(spec, self.environ, self.host_storage, self.invoker,
                                                       self.blob_executor, self.stop)
@@ -98,23 +106,28 @@ class DevHost:
             self.host_storage.ensure_created()
         except Exception as error:  # noqa: BLE001 - say which setting points where
             raise StartupError(f"AzureWebJobsStorage is not reachable: {type(error).__name__}: {error}") from None
-        for name, worker in [*self.timers.items(), *self.blob_watchers.items()]:
+        workers = [*self.timers.items(), *self.blob_watchers.items(), *self.queue_listeners.items()]
+        for name, worker in workers:
             threading.Thread(target=worker.run, name=f"trigger-{name}", daemon=True).start()
         for spec in self.functions.values():
             detail = (spec.trigger.get("route") or spec.name) if spec.kind == "http" else (
-                spec.trigger.get("schedule") or spec.trigger.get("path"))
+                spec.trigger.get("schedule") or spec.trigger.get("path") or spec.trigger.get("queueName"))
             log.info("Function %s: %s trigger (%s)", spec.name, spec.kind, detail)
 
     def shutdown(self) -> None:
         self.stop.set()
         self.blob_executor.shutdown(wait=False, cancel_futures=True)
+        for listener in self.queue_listeners.values():
+            listener.shutdown()
 
     # WSGI
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
+        problem = self.guard.host_problem(request.headers.get("Host"))
         try:
-            response = self.dispatch(request)
+            response = (Response(problem, status=403, mimetype="text/plain", headers={"Cache-Control": "no-store"})
+                        if problem else self.dispatch(request))
         except Exception:  # noqa: BLE001 - never a trace to the client
             log.exception("devhost failed on %s %s", request.method, request.path)
             response = Response(status=500)
@@ -165,6 +178,11 @@ class DevHost:
             return Response(status=500)
         return to_werkzeug(outcome.result)
 
+    def cross_site_problem(self, request: Request) -> str | None:
+        return self.guard.cross_site_problem(origin=request.headers.get("Origin"),
+                                             fetch_site=request.headers.get("Sec-Fetch-Site"),
+                                             scheme=request.scheme, host_header=request.headers.get("Host"))
+
     # Easy Auth
 
     def auth(self, request: Request) -> Response:
@@ -173,6 +191,9 @@ class DevHost:
             target = safe_redirect(request.args.get("post_login_redirect_uri"))
             return page(LOGIN_PAGE.format(redirect=html.escape(target)))
         if path == "/.auth/login/dev" and request.method == "POST":
+            problem = self.cross_site_problem(request)
+            if problem:  # login CSRF: another site's form must not sign the developer in as someone else
+                return page(f"<p>{html.escape(problem)}. <a href=\"/.auth/login/dev\">Sign in here</a></p>", 403)
             user = (request.form.get("user") or "").strip()
             if not user:
                 return page("<p>Give a user name. <a href=\"/.auth/login/dev\">Back</a></p>", 400)
@@ -196,6 +217,9 @@ class DevHost:
     def admin(self, request: Request) -> Response:
         if request.remote_addr not in LOOPBACK:
             return json_response({"error": "the admin API answers loopback callers only"}, 403)
+        problem = self.cross_site_problem(request)
+        if problem:
+            return json_response({"error": f"the admin API is not for web pages: {problem}"}, 403)
         if request.path == "/admin/host/status" and request.method == "GET":
             return json_response({"state": "Running", "id": self.host_storage.host_id,
                                   "functions": sorted(spec.name for spec in self.functions.values())})
@@ -219,6 +243,8 @@ class DevHost:
         def run() -> Outcome:
             if spec.kind == "timer":
                 return self.timers[key].fire_now()
+            if spec.kind == "queue":
+                return self.queue_listeners[key].invoke_text(text)
             return self.blob_watchers[key].invoke_path(text)
 
         if spec.kind == "blob" and not text:

@@ -1,9 +1,11 @@
 """The whole local system: Azurite, m365sim (when present) and devhost, started and stopped together.
 
-Owns the process lifecycle (process groups; SIGTERM, wait, then SIGKILL), ports, readiness
-checks and the product settings handed to devhost. Used by `make run`
-(`python -m devhost.stack`) and by the tests (`Stack.start(...)`). It never leaves a
-process behind: every one it starts is stopped on exit, also when start-up fails.
+Owns the order things start in, ports, readiness checks, the product settings handed to
+devhost, and devhost's supervision: when the Functions host dies (a crash, kill -9) it is
+started again with back-off while storage and the simulator keep running, as the platform
+restarts a host (see `devhost.processes`). Used by `make run` (`python -m devhost.stack`) and
+by the tests (`Stack.start(...)`; `kill_devhost()` and `wait_for_devhost()` for crash tests).
+It never leaves a process behind: every one it starts is stopped on exit, also when start-up fails.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,9 +26,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import requests
+
+from devhost.processes import Process, Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite"
@@ -36,7 +40,6 @@ DEV_CLIENT_ID = "3f0c2d9a-5b7e-4c1a-9d2f-8e6b4a1c0d57"
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # noqa: S105
 FIXED_PORTS = {"blob": 10000, "queue": 10001, "table": 10002, "sim": 7443, "devhost": 7071}
-STOP_GRACE_SECONDS = 5.0
 
 
 class StackError(RuntimeError):
@@ -50,9 +53,16 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:`port` now.
+
+    SO_REUSEADDR, as every server the stack starts sets it (Node's libuv, werkzeug's and cheroot's
+    servers): the TIME-WAIT connections a stopped server leaves for a minute don't stop a new
+    listener, while a socket that is listening still makes the bind fail."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
+            probe.listen(1)
         except OSError:
             return False
         return True
@@ -80,33 +90,6 @@ def read_local_settings(path: Path) -> dict[str, str]:
 
 
 @dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path | None
-
-    def log_tail(self, lines: int = 40) -> str:
-        if self.log_path is None or not self.log_path.is_file():
-            return ""
-        return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.popen.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
-        # Children that outlived their leader (none expected) share its process group.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-
-
-@dataclass
 class Stack:
     base_url: str
     storage_connection_string: str
@@ -114,21 +97,43 @@ class Stack:
     sim_url: str | None = None
     ca_bundle: str | None = None
     work_dir: Path | None = None
-    processes: list[Process] = field(default_factory=list)
+    _children: list[Process] = field(default_factory=list, repr=False)  # Azurite, m365sim
+    _devhost: Supervisor | None = field(default=None, repr=False)
+    _supervising: bool = field(default=False, repr=False)
     _temporary: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    @property
+    def processes(self) -> list[Process]:
+        """The processes running now, in start order (devhost's current one after a restart)."""
+        return [*self._children, *([self._devhost.process] if self._devhost is not None else [])]
 
     @property
     def devhost_log(self) -> Path | None:
         return next((p.log_path for p in self.processes if p.name == "devhost"), None)
 
+    @property
+    def devhost_restarts(self) -> int:
+        """How many times the supervisor has started devhost again after it died."""
+        return self._devhost.restarts if self._devhost is not None else 0
+
     def process(self, name: str) -> Process | None:
         return next((p for p in self.processes if p.name == name), None)
 
+    def exited(self) -> Process | None:
+        """A process that has ended and that nothing will start again (the stack cannot go on without it)."""
+        unsupervised = [*self._children, *([] if self._supervising or self._devhost is None
+                                           else [self._devhost.process])]
+        return next((p for p in unsupervised if not p.running), None)
+
     def stop(self) -> None:
-        # Reverse order: devhost first, so it doesn't log storage errors while Azurite goes away.
-        for process in reversed(self.processes):
+        # devhost first (its supervision ends before it does), so it doesn't log storage errors
+        # while Azurite goes away.
+        if self._devhost is not None:
+            self._devhost.stop()
+            self._devhost = None
+        for process in reversed(self._children):
             process.stop()
-        self.processes.clear()
+        self._children.clear()
         if self._temporary is not None:
             self._temporary.cleanup()
             self._temporary = None
@@ -137,9 +142,11 @@ class Stack:
     @contextlib.contextmanager
     def start(cls, *, in_memory: bool = True, free_ports: bool = True, with_sim: bool | None = None,
               app: str = "function_app:app", extra_env: Mapping[str, str] | None = None,
-              ready_path: str = "/api/health", log_to_files: bool = True) -> Iterator[Stack]:
+              ready_path: str = "/api/health", log_to_files: bool = True, supervise: bool = True,
+              ports: Mapping[str, int] | None = None) -> Iterator[Stack]:
         stack = cls.launch(in_memory=in_memory, free_ports=free_ports, with_sim=with_sim, app=app,
-                           extra_env=extra_env, ready_path=ready_path, log_to_files=log_to_files)
+                           extra_env=extra_env, ready_path=ready_path, log_to_files=log_to_files,
+                           supervise=supervise, ports=ports)
         try:
             yield stack
         finally:
@@ -149,16 +156,27 @@ class Stack:
     def launch(cls, *, in_memory: bool = True, free_ports: bool = True, with_sim: bool | None = None,
                app: str = "function_app:app", extra_env: Mapping[str, str] | None = None,
                ready_path: str = "/api/health", log_to_files: bool = True,
-               local_settings: Path | None = None) -> Stack:
-        """Start everything and return once devhost answers `ready_path`; on failure nothing is left running."""
+               local_settings: Path | None = None, supervise: bool = True,
+               ports: Mapping[str, int] | None = None) -> Stack:
+        """Start everything and return once devhost answers `ready_path`; on failure nothing is left running.
+
+        Ports: the fixed ones (`free_ports=False`, as `make run`), or ones the kernel picks, or
+        those named in `ports` (e.g. a test starting a stack again where the last one ran).
+        `supervise`: start devhost again whenever it dies (see `devhost.processes.Supervisor`)."""
         with_sim = sim_available() if with_sim is None else with_sim
         if with_sim and not sim_available():
             raise StackError("with_sim=True, but the m365sim package is not there (m365sim/__main__.py)")
         temporary = tempfile.TemporaryDirectory(prefix="rcc-stack-") if in_memory else None
         work_dir = Path(temporary.name) if temporary is not None else ROOT
-        ports = {name: free_port() for name in FIXED_PORTS} if free_ports else dict(FIXED_PORTS)
-        if not free_ports:
-            wanted = [name for name in FIXED_PORTS if with_sim or name != "sim"]
+        if ports is not None:
+            checked = set(ports)
+            ports = {**{name: free_port() for name in FIXED_PORTS}, **ports}
+        elif free_ports:
+            checked, ports = set(), {name: free_port() for name in FIXED_PORTS}
+        else:
+            checked, ports = set(FIXED_PORTS), dict(FIXED_PORTS)
+        if checked:
+            wanted = [name for name in FIXED_PORTS if name in checked and (with_sim or name != "sim")]
             busy = [f"{ports[name]} ({name})" for name in wanted if not port_is_free(ports[name])]
             if busy:
                 raise StackError(f"{'ports' if len(busy) > 1 else 'port'} {', '.join(busy)} "
@@ -230,34 +248,44 @@ class Stack:
         except BaseException:
             stack.stop()
             raise
+        if supervise and stack._devhost is not None:
+            stack._supervising = True
+            stack._devhost.start()
         return stack
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str], logs: Path | None) -> Process:
-        log_path = logs / f"{name}.log" if logs is not None else None
-        output: IO[bytes] | None = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
-        try:
-            # A process group of its own: stopping it stops its children too, and a Ctrl-C in the
-            # terminal reaches only this supervisor, which then stops everything in order.
-            popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            if output is not None:
-                output.close()
-        process = Process(name, popen, log_path)
-        self.processes.append(process)
+        process = Process.spawn(name, args, env, logs / f"{name}.log" if logs is not None else None, ROOT)
+        if name == "devhost":
+            self._devhost = Supervisor(process)
+        else:
+            self._children.append(process)
         return process
+
+    def _devhost_supervisor(self) -> Supervisor:
+        if self._devhost is None:
+            raise StackError("devhost is not running")
+        return self._devhost
 
     def restart_devhost(self) -> None:
         """Stop devhost and start it again with the same settings (tests of restart behaviour)."""
-        old = self.process("devhost")
-        if old is None:
-            raise StackError("devhost is not running")
-        old.stop()
-        self.processes.remove(old)
-        args = list(old.popen.args)  # type: ignore[arg-type]
-        logs = old.log_path.parent if old.log_path is not None else None
-        new = self._spawn("devhost", args, {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}, logs)
+        new = self._devhost_supervisor().replace()
         _wait_for(lambda: _http_ok(f"{self.base_url}/admin/host/status"), new, "devhost")
+
+    def kill_devhost(self) -> int:
+        """kill -9 devhost, as a crash would end it, and return its pid; the supervision starts it
+        again (with `supervise=True`): `wait_for_devhost()` returns once the new one answers."""
+        return self._devhost_supervisor().kill()
+
+    def wait_for_devhost(self, timeout: float = 60.0) -> None:
+        """Until a running devhost answers `/admin/host/status` (after `kill_devhost()`: the restarted one)."""
+        supervisor = self._devhost_supervisor()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            process = supervisor.process
+            if process.running and _http_ok(f"{self.base_url}/admin/host/status") and supervisor.process is process:
+                return
+            time.sleep(0.2)
+        raise StackError(f"devhost was not back after {timeout:.0f}s\n{supervisor.process.log_tail()}")
 
 
 def _accepts(port: int) -> bool:
@@ -308,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Start Azurite, m365sim and devhost on fixed ports until Ctrl-C.")
     parser.add_argument("--demo-seed", action="store_true", help="load demo data (devhost/demo.py) after start")
     arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not AZURITE.exists():
         print(f"{AZURITE} is missing: run `make setup` first.", file=sys.stderr)
         return 2
@@ -331,10 +360,11 @@ def main(argv: list[str] | None = None) -> int:
               f"Simulator:    {stack.sim_url or 'not started (no m365sim package)'}\n"
               f"Storage:      Azurite on 127.0.0.1:10000-10002 (data in .azurite/)\n"
               "Press Ctrl-C to stop.\n", flush=True)
+        # devhost is supervised: when it dies it is started again, and this loop goes on.
         while not stopping.wait(1.0):
-            dead = [p for p in stack.processes if p.popen.poll() is not None]
-            if dead:
-                print(f"{dead[0].name} exited with code {dead[0].popen.returncode}; stopping.", file=sys.stderr)
+            dead = stack.exited()
+            if dead is not None:
+                print(f"{dead.name} exited with code {dead.popen.returncode}; stopping.", file=sys.stderr)
                 return 1
         return 0
     finally:

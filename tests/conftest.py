@@ -87,7 +87,9 @@ def app_context(stack: Stack) -> Any:
     return AppContext.build(Settings.from_environment(stack.env))
 
 
-SAMPLE_ENV = {"SAMPLE_SCHEDULE": "* * * * * *", "SAMPLE_CONTAINER": "sample-uploads"}
+# A 3-second queue lease: a message of a killed devhost comes back within seconds.
+SAMPLE_ENV = {"SAMPLE_SCHEDULE": "* * * * * *", "SAMPLE_CONTAINER": "sample-uploads", "SAMPLE_QUEUE": "sample-queue",
+              "DEVHOST_QUEUE_LEASE_SECONDS": "3"}
 
 
 @pytest.fixture(scope="session")

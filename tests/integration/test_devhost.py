@@ -194,7 +194,8 @@ def test_stack_stop_leaves_no_process_behind() -> None:
     import psutil
 
     with Stack.start(in_memory=True, free_ports=True, with_sim=False, app="tests.sample_app.function_app:app",
-                     extra_env={"SAMPLE_SCHEDULE": "0 0 0 1 1 *", "SAMPLE_CONTAINER": "unused"}) as running:
+                     extra_env={"SAMPLE_SCHEDULE": "0 0 0 1 1 *", "SAMPLE_CONTAINER": "unused",
+                                "SAMPLE_QUEUE": "unused"}) as running:
         started = [psutil.Process(process.popen.pid) for process in running.processes]
         family = started + [child for parent in started for child in parent.children(recursive=True)]
         assert {process.name for process in running.processes} == {"azurite", "devhost"}

@@ -1,9 +1,10 @@
 """A small, ordinary v2 Functions app that exercises every trigger devhost runs.
 
 Used only by tests/integration/test_devhost*.py: HTTP routes with parameters, one
-that raises, a timer on `%SAMPLE_SCHEDULE%`, and a blob trigger on
-`%SAMPLE_CONTAINER%/{name}` that fails when the blob's content starts with "fail".
-Every invocation of the timer and the blob trigger is recorded as a blob in
+that raises, a timer on `%SAMPLE_SCHEDULE%`, a blob trigger on
+`%SAMPLE_CONTAINER%/{name}` that fails when the blob's content starts with "fail", and a
+queue trigger on `%SAMPLE_QUEUE%` that fails when the message starts with "fail".
+Every invocation of the timer, the blob and the queue trigger is recorded as a blob in
 `sample-invocations`, so the tests can see what ran through storage alone.
 """
 
@@ -14,6 +15,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -24,6 +26,7 @@ from azure.storage.blob import BlobServiceClient
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 RECORDS_CONTAINER = "sample-invocations"
+RELEASES_CONTAINER = "sample-releases"
 
 
 def _record(kind: str, data: dict[str, object]) -> None:
@@ -117,3 +120,42 @@ def sample_blob(blob: func.InputStream) -> None:
     if content.startswith(b"fail"):
         raise ValueError(f"told to fail by {blob.name}")
     _record("blob", {"name": blob.name, "length": blob.length, "content": content.decode("utf-8")})
+
+
+# Two "together:" messages pass only when devhost runs them at the same time.
+_together = threading.Barrier(2, timeout=20)
+
+
+def _released(token: str) -> bool:
+    """Whether the test has created the blob `sample-releases/<token>` (polled for at most 50 s)."""
+    service = BlobServiceClient.from_connection_string(os.environ["AzureWebJobsStorage"])
+    blob = service.get_container_client(RELEASES_CONTAINER).get_blob_client(token)
+    deadline = time.monotonic() + 50  # within host.json's functionTimeout of one minute
+    while time.monotonic() < deadline:
+        if blob.exists():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@app.function_name("sample_queue")
+@app.queue_trigger(arg_name="message", queue_name="%SAMPLE_QUEUE%", connection="DataStorage")
+def sample_queue(message: func.QueueMessage) -> None:
+    body = message.get_body().decode("utf-8")
+    data = {
+        "id": message.id, "body": body, "dequeue_count": message.dequeue_count,
+        "pop_receipt": message.pop_receipt,
+        **{name: getattr(message, name).isoformat() if getattr(message, name) else None
+           for name in ("insertion_time", "expiration_time", "time_next_visible")},
+    }
+    if body.startswith("fail"):
+        _record("queue-failed", data)
+        raise ValueError(f"told to fail by message {message.id}")
+    if body.startswith("hold:"):
+        # Runs until the test releases it: long enough to kill devhost mid-invocation.
+        _record("queue-held", data)
+        if not _released(body.removeprefix("hold:")):
+            raise TimeoutError("never released")
+    if body.startswith("together:"):
+        _together.wait()
+    _record("queue", data)

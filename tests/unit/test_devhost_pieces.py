@@ -11,7 +11,8 @@ import pytest
 from devhost.easyauth import SessionSigner, parse_roles, safe_redirect
 from devhost.functions import StartupError, load_app, read_functions, read_host_json, resolve_expressions
 
-SAMPLE_ENV = {"SAMPLE_SCHEDULE": "*/5 * * * * *", "SAMPLE_CONTAINER": "uploads", "AzureWebJobsStorage": "x"}
+SAMPLE_ENV = {"SAMPLE_SCHEDULE": "*/5 * * * * *", "SAMPLE_CONTAINER": "uploads", "SAMPLE_QUEUE": "changes",
+              "AzureWebJobsStorage": "x"}
 
 
 def test_setting_expressions_resolve_and_a_missing_setting_is_a_clear_error() -> None:
@@ -28,6 +29,10 @@ def test_sample_app_functions_are_read_from_the_library_metadata() -> None:
     assert specs["sample_blob"].trigger["path"] == "uploads/{name}"
     assert specs["sample_blob"].function_id == "Host.Functions.sample_blob"
     assert specs["item"].trigger["methods"] == ["GET", "PUT"]
+    assert specs["sample_queue"].kind == "queue"
+    assert specs["sample_queue"].trigger["queueName"] == "changes"  # %SAMPLE_QUEUE%
+    assert specs["sample_queue"].trigger["connection"] == "DataStorage"
+    assert specs["sample_queue"].trigger_annotation is None  # a func.QueueMessage parameter
     # get_functions() indexes an app once (as the worker does): a fresh app for the second reading.
     import tests.sample_app.function_app as module
 
