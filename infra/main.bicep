@@ -53,6 +53,7 @@ var abbreviations = {
   functionApp: 'func-'
   flexPlan: 'plan-'
   storageAccount: 'st'
+  hostStorageAccount: 'stfunc'
   keyVault: 'kv-'
   logAnalytics: 'log-'
   applicationInsights: 'appi-'
@@ -61,6 +62,17 @@ var abbreviations = {
 }
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
+// Blob containers and queues of the app's data, created here (storage.bicep) because the
+// app's identity gets roles on each of them only (roles.bicep); the app creates them
+// itself only against Azurite. The names are the app's (shared/) and the host's.
+var reportsContainerName = 'import-reports'
+var calendarChangesQueueName = 'calendar-changes'
+// The host moves a queue message to `<queue>-poison` after its last try, and a blob that
+// failed five times to `webjobs-blobtrigger-poison` in the triggering blob's account.
+// https://learn.microsoft.com/azure/azure-functions/functions-bindings-storage-queue-trigger#poison-messages
+// https://learn.microsoft.com/azure/azure-functions/functions-bindings-storage-blob-trigger#poison-blobs
+var calendarChangesPoisonQueueName = '${calendarChangesQueueName}-poison'
+var blobTriggerPoisonQueueName = 'webjobs-blobtrigger-poison'
 var deploymentContainerName = 'app-package'
 var staticWebAppUrl = 'https://${staticWebApp.outputs.defaultHostname}'
 
@@ -81,6 +93,7 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+// The app's data: tables, uploads, reports, the change queue and the poison queues.
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   scope: rg
@@ -88,8 +101,30 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     name: '${abbreviations.storageAccount}${resourceToken}'
-    deploymentContainerName: deploymentContainerName
-    uploadsContainerName: uploadsContainerName
+    containerNames: [
+      uploadsContainerName
+      reportsContainerName
+    ]
+    queueNames: [
+      calendarChangesQueueName
+      calendarChangesPoisonQueueName
+      blobTriggerPoisonQueueName
+    ]
+  }
+}
+
+// The Functions host's own storage (AzureWebJobsStorage) and the deployment package.
+module hostStorage 'modules/storage.bicep' = {
+  name: 'host-storage'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: '${abbreviations.hostStorageAccount}${resourceToken}'
+    containerNames: [
+      deploymentContainerName
+    ]
+    queueNames: []
   }
 }
 
@@ -127,17 +162,18 @@ module functionApp 'modules/functionapp.bicep' = {
     tags: tags
     planName: '${abbreviations.flexPlan}${resourceToken}'
     name: '${abbreviations.functionApp}${resourceToken}'
-    storageAccountName: storage.outputs.name
-    blobEndpoint: storage.outputs.blobEndpoint
-    queueEndpoint: storage.outputs.queueEndpoint
-    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    dataStorageAccountName: storage.outputs.name
+    dataBlobEndpoint: storage.outputs.blobEndpoint
+    dataQueueEndpoint: storage.outputs.queueEndpoint
+    hostStorageAccountName: hostStorage.outputs.name
+    deploymentContainerUrl: '${hostStorage.outputs.blobEndpoint}${deploymentContainerName}'
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     entraClientId: entraClientId
     entraClientSecretUri: keyVault.outputs.entraClientSecretUri
     stateSigningKeySecretUri: keyVault.outputs.stateSigningKeySecretUri
     publicBaseUrl: staticWebAppUrl
     adminPageUrl: '${staticWebAppUrl}/'
-    uploadsContainerName: storage.outputs.uploadsContainerName
+    uploadsContainerName: uploadsContainerName
     connectSchedule: connectSchedule
     adminRole: adminRole
     functionTimeLimitSeconds: functionTimeLimitSeconds
@@ -149,7 +185,19 @@ module roles 'modules/roles.bicep' = {
   scope: rg
   params: {
     principalId: functionApp.outputs.principalId
-    storageAccountName: storage.outputs.name
+    hostStorageAccountName: hostStorage.outputs.name
+    dataStorageAccountName: storage.outputs.name
+    dataContainerNames: [
+      uploadsContainerName
+      reportsContainerName
+    ]
+    readWriteQueueNames: [
+      calendarChangesQueueName
+    ]
+    sendOnlyQueueNames: [
+      calendarChangesPoisonQueueName
+      blobTriggerPoisonQueueName
+    ]
     keyVaultName: keyVault.outputs.name
     secretNames: keyVault.outputs.secretNames
     applicationInsightsName: monitoring.outputs.applicationInsightsName
@@ -184,9 +232,10 @@ output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_STATIC_WEB_APP_NAME string = staticWebApp.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_HOST_STORAGE_ACCOUNT_NAME string = hostStorage.outputs.name
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
-output UPLOADS_CONTAINER string = storage.outputs.uploadsContainerName
+output UPLOADS_CONTAINER string = uploadsContainerName
 output PUBLIC_BASE_URL string = staticWebAppUrl
 output ADMIN_PAGE_URL string = '${staticWebAppUrl}/'
 // Register exactly this as the Entra app's Web redirect URI.
