@@ -37,6 +37,12 @@ param stateSigningKey string
 @description('Blob container the CSV import watches.')
 param uploadsContainerName string = 'calendar-uploads'
 
+@description('Directory (tenant) id of the product\'s home tenant (where the app registration lives and the bookings roles are granted); empty: this subscription\'s tenant.')
+param entraTenantId string = ''
+
+@description('Comma-separated client ids of the workplace system\'s applications allowed to call the bookings API with their own tokens; empty: none.')
+param bookingsClientAppIds string = ''
+
 @description('NCRONTAB schedule of the connector timer (UTC).')
 param connectSchedule string = '0 */15 * * * *'
 
@@ -62,6 +68,10 @@ var abbreviations = {
 }
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
+var homeTenantId = empty(entraTenantId) ? subscription().tenantId : entraTenantId
+// A string, not an array, so that any azd version can pass it from the environment.
+var bookingsClientIds = filter(split(replace(bookingsClientAppIds, ' ', ''), ','), clientId => !empty(clientId))
+
 // Blob containers and queues of the app's data, created here (storage.bicep) because the
 // app's identity gets roles on each of them only (roles.bicep); the app creates them
 // itself only against Azurite. The names are the app's (shared/) and the host's.
@@ -153,7 +163,8 @@ module staticWebApp 'modules/staticwebapp.bicep' = {
 // PUBLIC_BASE_URL is the Static Web App's URL, not the Function App's: every HTTP
 // request, the consent redirect and Graph's webhooks included, enters through the
 // Static Web App, which proxies /api to the Function App (backend-link.bicep). The
-// Function App itself accepts HTTP only from the Static Web App.
+// Function App itself accepts HTTP only from the Static Web App and from the listed
+// bookings client applications (Entra ID tokens), see backend-link.bicep.
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   scope: rg
@@ -211,6 +222,9 @@ module backendLink 'modules/backend-link.bicep' = {
     staticWebAppName: staticWebApp.outputs.name
     functionAppName: functionApp.outputs.name
     functionAppLocation: functionApp.outputs.location
+    entraClientId: entraClientId
+    entraTenantId: homeTenantId
+    bookingsClientAppIds: bookingsClientIds
   }
 }
 
@@ -240,3 +254,6 @@ output PUBLIC_BASE_URL string = staticWebAppUrl
 output ADMIN_PAGE_URL string = '${staticWebAppUrl}/'
 // Register exactly this as the Entra app's Web redirect URI.
 output CONSENT_REDIRECT_URI string = '${staticWebAppUrl}/api/consent/callback'
+// The bookings API's callers use the Function App's own host name and tokens for this audience.
+output FUNCTION_APP_URL string = 'https://${functionApp.outputs.defaultHostname}'
+output BOOKINGS_API_AUDIENCE string = 'api://${entraClientId}'

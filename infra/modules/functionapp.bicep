@@ -92,8 +92,8 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: A Function App linked to a Static Web App must stay publicly reachable (no IP restrictions, no private endpoint); App Service Authentication (backend-link.bicep) admits only the Static Web App, and Event Grid's webhook call carries the blobs_extension system key.
-  // checkov:skip=CKV_AZURE_17: Incoming client certificates: the two callers, the Static Web App proxy and Event Grid, present none; callers are authenticated by App Service Authentication and the system key instead.
+  // checkov:skip=CKV_AZURE_222: A Function App linked to a Static Web App must stay publicly reachable (no IP restrictions, no private endpoint); App Service Authentication (backend-link.bicep) admits only the Static Web App and the listed bookings client applications, and Event Grid's webhook call carries the blobs_extension system key.
+  // checkov:skip=CKV_AZURE_17: Incoming client certificates: the callers (the Static Web App proxy, the bookings clients, Event Grid) present none; they are authenticated by App Service Authentication (Entra ID bearer tokens) and the system key instead.
   // checkov:skip=CKV_AZURE_212: A minimum instance count for failover applies to dedicated plans; Flex Consumption scales instances per demand and from zero by design.
   // checkov:skip=CKV_AZURE_213: Health-check instance eviction is a feature of long-running App Service instances; on Flex Consumption the platform manages instances. /api/health is reachable anonymously through the Static Web App for an availability test.
   name: name
