@@ -37,6 +37,12 @@ param stateSigningKey string
 @description('Blob container the CSV import watches.')
 param uploadsContainerName string = 'calendar-uploads'
 
+@description('Directory (tenant) id of the product\'s home tenant (where the app registration lives and the bookings roles are granted); empty: this subscription\'s tenant.')
+param entraTenantId string = ''
+
+@description('Comma-separated client ids of the workplace system\'s applications allowed to call the bookings API with their own tokens; empty: none.')
+param bookingsClientAppIds string = ''
+
 @description('NCRONTAB schedule of the connector timer (UTC).')
 param connectSchedule string = '0 */15 * * * *'
 
@@ -53,6 +59,7 @@ var abbreviations = {
   functionApp: 'func-'
   flexPlan: 'plan-'
   storageAccount: 'st'
+  hostStorageAccount: 'stfunc'
   keyVault: 'kv-'
   logAnalytics: 'log-'
   applicationInsights: 'appi-'
@@ -61,6 +68,21 @@ var abbreviations = {
 }
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
+var homeTenantId = empty(entraTenantId) ? subscription().tenantId : entraTenantId
+// A string, not an array, so that any azd version can pass it from the environment.
+var bookingsClientIds = filter(split(replace(bookingsClientAppIds, ' ', ''), ','), clientId => !empty(clientId))
+
+// Blob containers and queues of the app's data, created here (storage.bicep) because the
+// app's identity gets roles on each of them only (roles.bicep); the app creates them
+// itself only against Azurite. The names are the app's (shared/) and the host's.
+var reportsContainerName = 'import-reports'
+var calendarChangesQueueName = 'calendar-changes'
+// The host moves a queue message to `<queue>-poison` after its last try, and a blob that
+// failed five times to `webjobs-blobtrigger-poison` in the triggering blob's account.
+// https://learn.microsoft.com/azure/azure-functions/functions-bindings-storage-queue-trigger#poison-messages
+// https://learn.microsoft.com/azure/azure-functions/functions-bindings-storage-blob-trigger#poison-blobs
+var calendarChangesPoisonQueueName = '${calendarChangesQueueName}-poison'
+var blobTriggerPoisonQueueName = 'webjobs-blobtrigger-poison'
 var deploymentContainerName = 'app-package'
 var staticWebAppUrl = 'https://${staticWebApp.outputs.defaultHostname}'
 
@@ -81,6 +103,7 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+// The app's data: tables, uploads, reports, the change queue and the poison queues.
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   scope: rg
@@ -88,8 +111,30 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     name: '${abbreviations.storageAccount}${resourceToken}'
-    deploymentContainerName: deploymentContainerName
-    uploadsContainerName: uploadsContainerName
+    containerNames: [
+      uploadsContainerName
+      reportsContainerName
+    ]
+    queueNames: [
+      calendarChangesQueueName
+      calendarChangesPoisonQueueName
+      blobTriggerPoisonQueueName
+    ]
+  }
+}
+
+// The Functions host's own storage (AzureWebJobsStorage) and the deployment package.
+module hostStorage 'modules/storage.bicep' = {
+  name: 'host-storage'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: '${abbreviations.hostStorageAccount}${resourceToken}'
+    containerNames: [
+      deploymentContainerName
+    ]
+    queueNames: []
   }
 }
 
@@ -118,7 +163,8 @@ module staticWebApp 'modules/staticwebapp.bicep' = {
 // PUBLIC_BASE_URL is the Static Web App's URL, not the Function App's: every HTTP
 // request, the consent redirect and Graph's webhooks included, enters through the
 // Static Web App, which proxies /api to the Function App (backend-link.bicep). The
-// Function App itself accepts HTTP only from the Static Web App.
+// Function App itself accepts HTTP only from the Static Web App and from the listed
+// bookings client applications (Entra ID tokens), see backend-link.bicep.
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   scope: rg
@@ -127,17 +173,18 @@ module functionApp 'modules/functionapp.bicep' = {
     tags: tags
     planName: '${abbreviations.flexPlan}${resourceToken}'
     name: '${abbreviations.functionApp}${resourceToken}'
-    storageAccountName: storage.outputs.name
-    blobEndpoint: storage.outputs.blobEndpoint
-    queueEndpoint: storage.outputs.queueEndpoint
-    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    dataStorageAccountName: storage.outputs.name
+    dataBlobEndpoint: storage.outputs.blobEndpoint
+    dataQueueEndpoint: storage.outputs.queueEndpoint
+    hostStorageAccountName: hostStorage.outputs.name
+    deploymentContainerUrl: '${hostStorage.outputs.blobEndpoint}${deploymentContainerName}'
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     entraClientId: entraClientId
     entraClientSecretUri: keyVault.outputs.entraClientSecretUri
     stateSigningKeySecretUri: keyVault.outputs.stateSigningKeySecretUri
     publicBaseUrl: staticWebAppUrl
     adminPageUrl: '${staticWebAppUrl}/'
-    uploadsContainerName: storage.outputs.uploadsContainerName
+    uploadsContainerName: uploadsContainerName
     connectSchedule: connectSchedule
     adminRole: adminRole
     functionTimeLimitSeconds: functionTimeLimitSeconds
@@ -149,7 +196,19 @@ module roles 'modules/roles.bicep' = {
   scope: rg
   params: {
     principalId: functionApp.outputs.principalId
-    storageAccountName: storage.outputs.name
+    hostStorageAccountName: hostStorage.outputs.name
+    dataStorageAccountName: storage.outputs.name
+    dataContainerNames: [
+      uploadsContainerName
+      reportsContainerName
+    ]
+    readWriteQueueNames: [
+      calendarChangesQueueName
+    ]
+    sendOnlyQueueNames: [
+      calendarChangesPoisonQueueName
+      blobTriggerPoisonQueueName
+    ]
     keyVaultName: keyVault.outputs.name
     secretNames: keyVault.outputs.secretNames
     applicationInsightsName: monitoring.outputs.applicationInsightsName
@@ -163,6 +222,9 @@ module backendLink 'modules/backend-link.bicep' = {
     staticWebAppName: staticWebApp.outputs.name
     functionAppName: functionApp.outputs.name
     functionAppLocation: functionApp.outputs.location
+    entraClientId: entraClientId
+    entraTenantId: homeTenantId
+    bookingsClientAppIds: bookingsClientIds
   }
 }
 
@@ -184,10 +246,14 @@ output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_STATIC_WEB_APP_NAME string = staticWebApp.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_HOST_STORAGE_ACCOUNT_NAME string = hostStorage.outputs.name
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
-output UPLOADS_CONTAINER string = storage.outputs.uploadsContainerName
+output UPLOADS_CONTAINER string = uploadsContainerName
 output PUBLIC_BASE_URL string = staticWebAppUrl
 output ADMIN_PAGE_URL string = '${staticWebAppUrl}/'
 // Register exactly this as the Entra app's Web redirect URI.
 output CONSENT_REDIRECT_URI string = '${staticWebAppUrl}/api/consent/callback'
+// The bookings API's callers use the Function App's own host name and tokens for this audience.
+output FUNCTION_APP_URL string = 'https://${functionApp.outputs.defaultHostname}'
+output BOOKINGS_API_AUDIENCE string = 'api://${entraClientId}'

@@ -20,16 +20,19 @@ param planName string
 @description('Name of the Function App.')
 param name string
 
-@description('Storage account for the app\'s data and the host\'s own storage.')
-param storageAccountName string
+@description('Storage account holding the app\'s data (the DataStorage connection).')
+param dataStorageAccountName string
 
-@description('Blob endpoint of that account (https://<name>.blob.core.windows.net/).')
-param blobEndpoint string
+@description('Blob endpoint of the data account (https://<name>.blob.core.windows.net/).')
+param dataBlobEndpoint string
 
-@description('Queue endpoint of that account (https://<name>.queue.core.windows.net/).')
-param queueEndpoint string
+@description('Queue endpoint of the data account (https://<name>.queue.core.windows.net/).')
+param dataQueueEndpoint string
 
-@description('URL of the blob container Flex Consumption deploys the package into.')
+@description('Storage account of the Functions host itself (AzureWebJobsStorage).')
+param hostStorageAccountName string
+
+@description('URL of the blob container (in the host\'s account) Flex Consumption deploys the package into.')
 param deploymentContainerUrl string
 
 @description('Application Insights connection string (not a secret: local auth is off).')
@@ -89,8 +92,8 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: A Function App linked to a Static Web App must stay publicly reachable (no IP restrictions, no private endpoint); App Service Authentication (backend-link.bicep) admits only the Static Web App, and Event Grid's webhook call carries the blobs_extension system key.
-  // checkov:skip=CKV_AZURE_17: Incoming client certificates: the two callers, the Static Web App proxy and Event Grid, present none; callers are authenticated by App Service Authentication and the system key instead.
+  // checkov:skip=CKV_AZURE_222: A Function App linked to a Static Web App must stay publicly reachable (no IP restrictions, no private endpoint); App Service Authentication (backend-link.bicep) admits only the Static Web App and the listed bookings client applications, and Event Grid's webhook call carries the blobs_extension system key.
+  // checkov:skip=CKV_AZURE_17: Incoming client certificates: the callers (the Static Web App proxy, the bookings clients, Event Grid) present none; they are authenticated by App Service Authentication (Entra ID bearer tokens) and the system key instead.
   // checkov:skip=CKV_AZURE_212: A minimum instance count for failover applies to dedicated plans; Flex Consumption scales instances per demand and from zero by design.
   // checkov:skip=CKV_AZURE_213: Health-check instance eviction is a feature of long-running App Service instances; on Flex Consumption the platform manages instances. /api/health is reachable anonymously through the Static Web App for an availability test.
   name: name
@@ -158,9 +161,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   name: 'appsettings'
   properties: {
     // --- read by the app (shared/settings.py) ---
-    // The storage account by name, reached with the managed identity. The connection
+    // The data account by name, reached with the managed identity. The connection
     // string setting `DataStorage` stays unset in Azure: shared keys are off.
-    DataStorage__accountName: storageAccountName
+    DataStorage__accountName: dataStorageAccountName
     ENTRA_CLIENT_ID: entraClientId
     ENTRA_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${entraClientSecretUri})'
     STATE_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${stateSigningKeySecretUri})'
@@ -176,14 +179,16 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     FUNCTION_TIME_LIMIT_SECONDS: string(functionTimeLimitSeconds)
 
     // --- read by the Functions host, not by the app ---
-    // The blob trigger's connection `DataStorage` as an identity-based connection:
-    // the blob service for the blobs, the queue service for its poison queue.
-    // https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity
-    DataStorage__blobServiceUri: blobEndpoint
-    DataStorage__queueServiceUri: queueEndpoint
+    // Connection `DataStorage` of the blob and queue triggers, identity based (queues:
+    // calendar-changes and the poison queues, which live in the triggering account).
+    // https://learn.microsoft.com/azure/azure-functions/functions-reference#configure-an-identity-based-connection
+    DataStorage__blobServiceUri: dataBlobEndpoint
+    DataStorage__queueServiceUri: dataQueueEndpoint
     DataStorage__credential: 'managedidentity'
-    // The host's own storage (leases, timers, blob receipts), same account, same identity.
-    AzureWebJobsStorage__accountName: storageAccountName
+    // The host's own storage (leases, timers, keys, the blob trigger's internal queue), in
+    // its own account so that the app's data account needs no account-wide blob role.
+    // https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity
+    AzureWebJobsStorage__accountName: hostStorageAccountName
     AzureWebJobsStorage__credential: 'managedidentity'
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
     // Telemetry is sent with the managed identity because the component's local auth is off.

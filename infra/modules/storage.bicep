@@ -1,9 +1,14 @@
-// The one Storage account: the app's tables, blobs (the CSV upload folder) and queues,
-// and the Functions host's own storage (leases, blob-trigger receipts, the Flex
-// Consumption deployment package). Only Entra ID reaches it: shared keys are off, so
-// no connection string exists anywhere. Access is granted to the Function App's
-// identity in roles.bicep.
+// One Storage account, Entra ID only: shared keys are off, so no connection string
+// exists anywhere. main.bicep uses this module twice:
+// - the app's data account: its tables (created by the app at run time), the blob
+//   containers and queues listed in containerNames / queueNames (created here, because
+//   the app's identity is granted roles on each of them only, see roles.bicep);
+// - the Functions host's own account (AzureWebJobsStorage): leases, keys, the blob
+//   trigger's internal queue and the Flex Consumption deployment container. Keeping it
+//   apart is what lets the app's data get narrow roles while the host keeps the
+//   account-wide roles Microsoft documents for it.
 // https://learn.microsoft.com/azure/azure-functions/storage-considerations
+// https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity
 
 @description('Azure region.')
 param location string
@@ -16,11 +21,11 @@ param tags object
 @maxLength(24)
 param name string
 
-@description('Blob container Flex Consumption deploys the app package into.')
-param deploymentContainerName string
+@description('Blob containers to create (private).')
+param containerNames array
 
-@description('Blob container the CSV import watches (the UPLOADS_CONTAINER setting).')
-param uploadsContainerName string
+@description('Queues to create.')
+param queueNames array
 
 @description('Days deleted blobs and containers can be restored.')
 @minValue(1)
@@ -80,25 +85,25 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
   }
 }
 
-resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for containerName in containerNames: {
   parent: blobService
-  name: deploymentContainerName
+  name: containerName
   properties: {
     publicAccess: 'None'
   }
+}]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: account
+  name: 'default'
 }
 
-resource uploadsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
-  parent: blobService
-  name: uploadsContainerName
-  properties: {
-    publicAccess: 'None'
-  }
-}
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queueName in queueNames: {
+  parent: queueService
+  name: queueName
+}]
 
 output id string = account.id
 output name string = account.name
 output blobEndpoint string = account.properties.primaryEndpoints.blob
 output queueEndpoint string = account.properties.primaryEndpoints.queue
-output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deploymentContainer.name}'
-output uploadsContainerName string = uploadsContainer.name

@@ -7,6 +7,7 @@ only in Azure, so it is checked here.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -14,6 +15,7 @@ import yaml
 
 from shared.settings import SETTING_DESCRIPTIONS
 from tests.infra.support import INFRA, REPO, bicep_tree, parameters
+from tests.infra.test_storage_roles import EXPECTED_GRANTS
 
 AZURE_YAML = yaml.safe_load((REPO / "azure.yaml").read_text())
 HOOK = INFRA / "hooks" / "postdeploy.sh"
@@ -63,3 +65,32 @@ def test_deploy_guide_lists_every_setting() -> None:
     guide = (REPO / "docs" / "deploy.md").read_text()
     missing = [name for name in SETTING_DESCRIPTIONS if f"`{name}`" not in guide]
     assert not missing, f"docs/deploy.md's settings table lacks {missing}"
+
+
+def test_deploy_guide_reads_only_values_the_azd_environment_has() -> None:
+    # `azd env get-value X` in the guide must be an output of main.bicep, a value azd sets
+    # itself, or one the guide has the reader set; otherwise the command prints nothing.
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    outputs = set(bicep_tree(INFRA / "main.bicep").get("outputs") or {})
+    set_by_reader = set(re.findall(r"azd env set ([A-Z][A-Z0-9_]*)", guide))
+    read = set(re.findall(r"azd env get-value ([A-Z][A-Z0-9_]*)", guide))
+    unknown = read - outputs - set_by_reader - AZD_BUILT_IN
+    assert not unknown, f"docs/deploy.md reads azd values nothing sets: {sorted(unknown)}"
+
+
+def test_deploy_guide_role_table_names_every_granted_role() -> None:
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    section = guide[guide.index("## Roles of the app's identity"):]
+    section = section[: section.index("\n## ", 1)]
+    for role in set().union(*EXPECTED_GRANTS.values()):
+        assert f"| {role} |" in section, f"the role table in docs/deploy.md lacks {role}"
+
+
+def test_deploy_guide_has_the_bypass_check_and_the_bookings_settings() -> None:
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    assert re.search(r'curl [^\n]*-H "X-MS-CLIENT-PRINCIPAL: \$FORGED" "\$FUNC/api/', guide)
+    assert "# 401" in guide
+    in_parameters_file = json.dumps(json.loads((INFRA / "main.parameters.json").read_text()))
+    for name in ("BOOKINGS_CLIENT_APP_IDS", "ENTRA_TENANT_ID"):
+        assert f"${{{name}=" in in_parameters_file
+        assert f"azd env set {name}" in guide

@@ -40,12 +40,12 @@ NOT_SET_IN_AZURE = {
 
 # Settings the Bicep sets that the app does not read: the Functions host reads them.
 HOST_SETTINGS = {
-    # The blob trigger's connection `DataStorage` as an identity-based connection
-    # (blob service for the blobs, queue service for the poison queue).
+    # The connection `DataStorage` of the blob and queue triggers, identity based (blob
+    # service for the uploads, queue service for calendar-changes and the poison queues).
     "DataStorage__blobServiceUri",
     "DataStorage__queueServiceUri",
     "DataStorage__credential",
-    # The host's own storage (leases, timer schedule, blob receipts) through the identity.
+    # The host's own storage account (leases, timer schedule, keys) through the identity.
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__credential",
     # Telemetry to Application Insights, authenticated with Entra ID (local auth is off).
@@ -202,7 +202,9 @@ def test_key_vault_is_rbac_only_and_recoverable() -> None:
 def test_identity_gets_only_the_data_roles_it_needs() -> None:
     roles = {
         "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
         "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+        "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a": "Storage Queue Data Message Sender",
         "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
         "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
         "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
