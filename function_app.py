@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from blueprints import accounts, calendars, connector, health, imports, openapi, spaces, webhooks
+from blueprints import accounts, bookings, calendars, connector, health, imports, openapi, spaces, sync, webhooks
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(health.bp)
@@ -13,3 +13,5 @@ app.register_functions(spaces.bp)
 app.register_functions(imports.bp)
 app.register_functions(connector.bp)
 app.register_functions(webhooks.bp)
+app.register_functions(bookings.bp)
+app.register_functions(sync.bp)

@@ -26,6 +26,7 @@ from shared.errors import (
     Conflict,
     DomainError,
     Forbidden,
+    Gone,
     Invalid,
     NotFound,
     TooLarge,
@@ -46,6 +47,7 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    Gone: 410,
     TooLarge: 413,
     UnsupportedMediaType: 415,
     UpstreamError: 502,
@@ -56,6 +58,9 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
 }
 
 MAX_JSON_BODY_BYTES = 1024 * 1024
+# The claim types Entra ID tokens carry roles and a user's sign-in name in, as Easy Auth passes them.
+ROLE_CLAIM = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+UPN_CLAIM = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
 STATE_CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -102,15 +107,20 @@ def read_principal(req: func.HttpRequest) -> Principal | None:
     if "claims" in data:  # App Service Authentication
         claims = [c for c in data.get("claims") or [] if isinstance(c, dict)]
         name_type = data.get("name_typ") or "name"
-        role_type = data.get("role_typ") or "roles"
-        name = next((c.get("val") for c in claims if c.get("typ") == name_type), None)
-        name = name or next(
-            (c.get("val") for c in claims if c.get("typ") in ("preferred_username", "name", "email")), None
-        )
-        roles = {str(c.get("val")) for c in claims if c.get("typ") in (role_type, "roles")}
-        if not name:
-            return None
-        return Principal(name=str(name), roles=frozenset(roles))
+        role_types = {data.get("role_typ") or "roles", "roles", ROLE_CLAIM}
+
+        def first(*types: str) -> str | None:
+            return next((str(c.get("val")) for c in claims if c.get("typ") in types and c.get("val")), None)
+
+        roles = {str(c.get("val")) for c in claims if c.get("typ") in role_types}
+        name = first(name_type) or first("preferred_username", "name", "email", UPN_CLAIM)
+        if name:
+            return Principal(name=name, roles=frozenset(roles))
+        # An application calling with its own (client credentials) token has no name: its id names it.
+        app_id = first("appid", "azp")
+        if app_id:
+            return Principal(name=f"app:{app_id}", roles=frozenset(roles), is_application=True)
+        return None
     if "userDetails" in data:  # Static Web Apps
         roles = {str(r) for r in data.get("userRoles") or []}
         return Principal(name=str(data["userDetails"]), roles=frozenset(roles))
@@ -177,13 +187,17 @@ def admin_api(
     *,
     body_types: tuple[str, ...] = ("application/json",),
     success_status: int = 200,
+    also_for: tuple[str, ...] = (),
 ) -> Any:
     """Wrap an admin handler: principal and role, anti-CSRF, errors, rendering.
 
-    State-changing requests need `X-Requested-With` (a cross-site form cannot set a
-    custom header without a CORS preflight, which we never grant) and, when they carry
-    a body, one of `body_types`. The handler returns a JSON-able value, an
-    `HttpResponse`, or `(status, value)`.
+    The caller needs the administrator role — which only a signed-in person can hold, never an
+    application's token, whatever roles its registration defines — or one of the app roles
+    `also_for` (the workplace system's `bookings.read` / `bookings.write`). State-changing
+    requests of signed-in people need `X-Requested-With` (a cross-site form cannot set a custom
+    header without a CORS preflight, which we never grant; an application's bearer token is never
+    sent by a browser on its own) and, when they carry a body, one of `body_types`. The handler
+    returns a JSON-able value, an `HttpResponse`, or `(status, value)`.
     """
 
     def decorate(function: Callable[[ApiCall], Any]) -> Callable[[func.HttpRequest], func.HttpResponse]:
@@ -192,10 +206,12 @@ def admin_api(
                 principal = read_principal(req)
                 if principal is None:
                     raise Unauthenticated("sign in as an administrator to use this")
-                if get_settings().admin_role not in principal.roles:
-                    raise Forbidden("this is for administrators only")
+                administrator = get_settings().admin_role in principal.roles and not principal.is_application
+                if not administrator and not principal.roles & set(also_for):
+                    raise Forbidden("this is for administrators only" if not also_for else
+                                    f"this needs the administrator role or the app role {' or '.join(also_for)}")
                 if req.method.upper() in STATE_CHANGING_METHODS:
-                    if not req.headers.get("x-requested-with"):
+                    if not principal.is_application and not req.headers.get("x-requested-with"):
                         raise Forbidden("state-changing requests need the X-Requested-With header")
                     if req.get_body() and _content_type(req) not in body_types:
                         raise UnsupportedMediaType(f"send the body as {' or '.join(body_types)}")

@@ -69,7 +69,7 @@ SCHEMAS: dict[str, Any] = {
         "resync_needed": {"type": "boolean"}, "space": _ref("SpaceRef"), "display_name": _nullable("string"),
         "subscription_expires_at": TIME, "attempts": {"type": "integer"}, "next_attempt_at": TIME,
         "last_error": _nullable("string"), "last_notification_at": TIME, "last_activity_at": TIME,
-        "added_at": TIME, "added_by": _nullable("string")}},
+        "added_at": TIME, "added_by": _nullable("string"), "sync": {"$ref": "#/components/schemas/SyncSummary"}}},
     "CalendarPage": {"type": "object", "required": ["items", "counts"], "properties": {
         "items": {"type": "array", "items": _ref("Calendar")}, "continuation_token": _nullable("string"),
         "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}},
@@ -82,6 +82,26 @@ SCHEMAS: dict[str, Any] = {
         "status": {"type": "string", "enum": ["pending", "running", "completed", "failed"]},
         "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
         "rejected": {"type": "array", "items": {"type": "object"}}, "error": _nullable("string")}},
+    "SyncSummary": {"type": "object", "nullable": True, "properties": {
+        "last_synced_at": TIME, "bookings_in_window": {"type": "integer"}, "syncing": {"type": "boolean"},
+        "window": {"type": "object", "nullable": True}, "last_error": _nullable("string"), "error_at": TIME,
+        "next_bookings": {"type": "array", "items": {"type": "object"}}}},
+    "Booking": {"type": "object", "required": ["id", "start", "end", "subject", "is_private"], "properties": {
+        "id": STRING, "calendar": {"type": "object", "properties": {"account_id": STRING, "email": STRING}},
+        "space_id": _nullable("string"), "start": STRING, "end": STRING, "time_zone": STRING,
+        "is_all_day": {"type": "boolean"}, "subject": _nullable("string"), "is_private": {"type": "boolean"},
+        "organizer": {"type": "object", "properties": {"name": STRING, "email": STRING}}, "show_as": STRING,
+        "is_cancelled": {"type": "boolean"}, "type": STRING, "series_master_id": _nullable("string"),
+        "ical_uid": STRING, "change_key": STRING}},
+    "BookingRange": {"type": "object", "required": ["items", "start", "end"], "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Booking"}}, "start": STRING,
+        "end": STRING, "synced_at": TIME, "window": {"type": "object", "nullable": True}}},
+    "BookingChanges": {"type": "object", "required": ["items", "cursor", "more"], "properties": {
+        "items": {"type": "array", "items": {"type": "object", "properties": {
+            "kind": {"type": "string", "enum": ["upserted", "removed", "space_reset"]}, "at": STRING,
+            "space_id": _nullable("string"), "booking_id": _nullable("string"), "reason": _nullable("string"),
+            "calendar": {"type": "object"}, "booking": {"type": "object", "nullable": True}}}},
+        "cursor": STRING, "more": {"type": "boolean"}}},
     "AuditEntry": {"type": "object", "properties": {"at": STRING, "actor": STRING, "action": STRING,
                                                     "target": STRING, "outcome": STRING, "detail": {"type": "object"}}},
 }
@@ -92,6 +112,8 @@ EMAIL = {"name": "email", "in": "path", "required": True, "schema": {"type": "st
                                                                    "maxLength": 320}}
 PAGE_SIZE = {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
 TOKEN = {"name": "continuation_token", "in": "query", "schema": {"type": "string", "maxLength": 2000}}
+RANGE = [{"name": name, "in": "query", "description": "ISO 8601 with an offset, e.g. 2026-12-01T09:00:00Z",
+          "schema": {"type": "string", "maxLength": 40}} for name in ("start", "end")]
 
 
 def _path(name: str, **schema: Any) -> dict[str, Any]:
@@ -249,6 +271,20 @@ PATHS: dict[str, Any] = {
         "get": _operation("The import's per-row report", "200", CSV_RESPONSE,
                           parameters=[ACCOUNT_ID, _path("import_id")])},
     "/api/connector/status": {"get": _operation("Connector runs: last and next", "200", _json({"type": "object"}))},
+    "/api/spaces/{space_id}/bookings": {
+        "get": _operation("The space's bookings in a range (its linked calendar's), by start; admins and the app "
+                          "role bookings.read", "200", _json(_ref("BookingRange")),
+                          parameters=[_path("space_id"), *RANGE])},
+    "/api/accounts/{account_id}/calendars/{email}/bookings": {
+        "get": _operation("A calendar's bookings in a range, by start", "200", _json(_ref("BookingRange")),
+                          parameters=[ACCOUNT_ID, EMAIL, *RANGE])},
+    "/api/bookings/changes": {
+        "get": _operation("What changed since a cursor, oldest first; admins and the app role bookings.read",
+                          "200", _json(_ref("BookingChanges")),
+                          parameters=[_query("cursor", maxLength=64),
+                                      {"name": "limit", "in": "query",
+                                       "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+                          errors=(*ADMIN_ERRORS, "410"))},
     "/api/notifications": {"post": _webhook("Graph change notifications")},
     "/api/notifications/lifecycle": {"post": _webhook("Graph lifecycle notifications")},
 }

@@ -119,6 +119,13 @@ def read_host_json(app_directory: Path) -> HostConfig:
                       path=str(path))
 
 
+def is_disabled(name: str, environ: Mapping[str, str]) -> bool:
+    """The app setting `AzureWebJobs.<name>.Disabled` (true or 1) turns a function off, as in the host:
+    it is indexed but never triggered. https://learn.microsoft.com/azure/azure-functions/disable-function"""
+    value = environ.get(f"AzureWebJobs.{name}.Disabled") or environ.get(f"AzureWebJobs__{name}__Disabled") or ""
+    return value.strip().lower() in ("true", "1")
+
+
 def resolve_expressions(value: Any, environ: Mapping[str, str], where: str) -> Any:
     """Replace `%NAME%` with the app setting NAME, as the host does for binding properties."""
     if not isinstance(value, str):

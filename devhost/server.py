@@ -42,7 +42,16 @@ from devhost.easyauth import (
     parse_roles,
     safe_redirect,
 )
-from devhost.functions import FunctionSpec, Invoker, Outcome, StartupError, load_app, read_functions, read_host_json
+from devhost.functions import (
+    FunctionSpec,
+    Invoker,
+    Outcome,
+    StartupError,
+    is_disabled,
+    load_app,
+    read_functions,
+    read_host_json,
+)
 from devhost.guard import RequestGuard
 from devhost.hoststorage import HostStorage, connection_string, host_id
 from devhost.queues import QueueListener
@@ -75,7 +84,11 @@ class DevHost:
         self.environ = dict(os.environ if environ is None else environ)
         app, app_directory = load_app(app_spec)
         self.config = read_host_json(app_directory)
-        self.functions = {spec.name.lower(): spec for spec in read_functions(app, app_directory, self.environ)}
+        indexed = read_functions(app, app_directory, self.environ)
+        for spec in indexed:
+            if is_disabled(spec.name, self.environ):
+                log.info("Function %s is disabled (AzureWebJobs.%s.Disabled)", spec.name, spec.name)
+        self.functions = {spec.name.lower(): spec for spec in indexed if not is_disabled(spec.name, self.environ)}
         self.web_dir = web_dir.resolve() if web_dir is not None and web_dir.is_dir() else None
         self.signer = SessionSigner.from_data_dir(data_dir)
         self.guard = RequestGuard(self.environ.get("PUBLIC_BASE_URL"))

@@ -212,6 +212,7 @@ class Stack:
                 "STATE_SIGNING_KEY": secrets.token_urlsafe(48),
                 "PUBLIC_BASE_URL": base_url,
                 "CONNECT_SCHEDULE": "0 */15 * * * *",
+                "SYNC_SWEEP_SCHEDULE": "0 5 * * * *",
                 "UPLOADS_CONTAINER": "calendar-uploads",
             }
             if with_sim:

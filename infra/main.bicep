@@ -54,6 +54,19 @@ param adminRole string = 'administrator'
 @maxValue(3600)
 param functionTimeLimitSeconds int = 480
 
+@description('Days before today whose bookings are kept.')
+@minValue(0)
+@maxValue(31)
+param syncDaysBack int = 1
+
+@description('Days after today whose bookings are kept.')
+@minValue(1)
+@maxValue(730)
+param syncDaysAhead int = 180
+
+@description('NCRONTAB schedule of the sync sweep (UTC).')
+param syncSweepSchedule string = '0 5 * * * *'
+
 var abbreviations = {
   resourceGroup: 'rg-'
   functionApp: 'func-'
@@ -188,6 +201,9 @@ module functionApp 'modules/functionapp.bicep' = {
     connectSchedule: connectSchedule
     adminRole: adminRole
     functionTimeLimitSeconds: functionTimeLimitSeconds
+    syncDaysBack: syncDaysBack
+    syncDaysAhead: syncDaysAhead
+    syncSweepSchedule: syncSweepSchedule
   }
 }
 

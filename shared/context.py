@@ -21,6 +21,7 @@ from requests.adapters import HTTPAdapter
 
 from shared.accounts import AccountRepository, AccountService, ConsentService, ConsentStates
 from shared.audit import AuditLog
+from shared.bookings import Bookings, BookingStore, BookingSync, ChangeFeed, DeltaRounds, SyncStates
 from shared.calendars import CalendarRepository, CalendarService, RoomDiscovery, SpaceLinks
 from shared.connector import Connector, RunRecords, delete_subscription_quietly
 from shared.graph import GraphClient, SubscriptionManager, TokenProvider
@@ -31,6 +32,9 @@ from shared.notifications import NotificationInbox, SubscriptionIndex
 from shared.settings import Settings
 from shared.spaces import SpaceDirectory
 from shared.storage import CALENDAR_CHANGES_QUEUE, CONTAINER_NAMES, REPORTS_CONTAINER, Parallel, StorageAccount
+
+# How long a sync round waits out Graph's throttling before it puts its message back for later.
+SYNC_MAX_WAIT_SECONDS = 10.0
 
 
 class _PinnedTrustSession(requests.Session):
@@ -71,6 +75,8 @@ class AppContext:
     imports: CalendarImports
     connector: Connector
     notifications: NotificationInbox
+    bookings: Bookings
+    sync: BookingSync
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -93,16 +99,33 @@ class AppContext:
         index = SubscriptionIndex(storage.table("Subscriptions"))
         subscriptions = SubscriptionManager(graph, notification_url=settings.notification_url,
                                             lifecycle_notification_url=settings.lifecycle_notification_url)
+        changes_queue = storage.queues.get_queue_client(CALENDAR_CHANGES_QUEUE,
+                                                        message_encode_policy=TextBase64EncodePolicy())
+        booking_rows = BookingStore(storage.table("Bookings"), parallel)
+        sync_states = SyncStates(storage.table("SyncStates"), parallel)
+        feed = ChangeFeed(storage.table("BookingChanges"))
+        bookings = Bookings(store=booking_rows, states=sync_states, feed=feed, spaces=spaces, calendars=calendar_rows,
+                            accounts=account_rows)
+        sync = BookingSync(
+            accounts=account_rows, calendars=calendar_rows, states=sync_states, store=booking_rows, feed=feed,
+            rounds=DeltaRounds(graph=graph, store=booking_rows, feed=feed, max_wait_seconds=SYNC_MAX_WAIT_SECONDS),
+            queue=changes_queue, parallel=parallel, days_back=settings.sync_days_back,
+            days_ahead=settings.sync_days_ahead)
         calendars = CalendarService(
             calendars=calendar_rows, accounts=account_rows, links=links, audit=audit,
             remove_subscription=functools.partial(delete_subscription_quietly, subscriptions, index),
-            next_run_at=lambda: iso(schedule.next_after(utc_now())),
+            next_run_at=lambda: iso(schedule.next_after(utc_now())), hooks=bookings,
         )
+
+        def reauthorized(account_id: str) -> None:
+            calendars.requeue_after_reauthorization(account_id)
+            sync.request_account_resync(account_id, "the account was re-authenticated")
+
         consent = ConsentService(
             states=ConsentStates(storage.table("ConsentStates"), settings.state_signing_key),
             accounts=account_rows, audit=audit, graph=graph, login_base_url=settings.login_base_url,
             client_id=settings.entra_client_id, redirect_uri=settings.consent_redirect_uri,
-            admin_page_url=settings.admin_page_url, on_reauthorized=calendars.requeue_after_reauthorization,
+            admin_page_url=settings.admin_page_url, on_reauthorized=reauthorized,
         )
         accounts = AccountService(accounts=account_rows, consent=consent, graph=graph, audit=audit,
                                   calendars=calendars)
@@ -115,15 +138,14 @@ class AppContext:
                 blobs=storage.blobs, uploads_container=settings.uploads_container,
                 reports_container=REPORTS_CONTAINER, records=ImportRecords(storage.table("Imports")),
                 calendars=calendar_rows, accounts=account_rows, links=links, audit=audit,
-                queue_for_connection=calendars.queue_calendars_for_connection),
+                queue_for_connection=calendars.queue_calendars_for_connection, hooks=bookings),
             connector=Connector(
                 calendars=calendar_rows, account_service=accounts, graph=graph, subscriptions=subscriptions,
                 index=index, runs=RunRecords(storage.table("ConnectorRuns"), schedule),
-                signing_key=settings.state_signing_key, time_limit_seconds=settings.function_time_limit_seconds),
-            notifications=NotificationInbox(
-                calendars=calendar_rows, index=index,
-                queue=storage.queues.get_queue_client(CALENDAR_CHANGES_QUEUE,
-                                                      message_encode_policy=TextBase64EncodePolicy())),
+                signing_key=settings.state_signing_key, time_limit_seconds=settings.function_time_limit_seconds,
+                on_subscribed=lambda rooms: sync.request_resync(rooms, "a new subscription")),
+            notifications=NotificationInbox(calendars=calendar_rows, index=index, queue=changes_queue),
+            bookings=bookings, sync=sync,
         )
 
 

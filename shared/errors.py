@@ -54,6 +54,12 @@ class ConcurrencyConflict(Conflict):
     code = "conflict"
 
 
+class Gone(DomainError):
+    """What the request names is no longer kept (410): start again from the beginning."""
+
+    code = "gone"
+
+
 class TooLarge(DomainError):
     """The request or file is over a documented limit (413)."""
 

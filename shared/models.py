@@ -17,10 +17,11 @@ from shared.errors import Conflict
 
 @dataclass(frozen=True)
 class Principal:
-    """A signed-in person, as Easy Auth describes them."""
+    """A signed-in person, or an application calling with its own token, as Easy Auth describes them."""
 
     name: str
     roles: frozenset[str]
+    is_application: bool = False
 
 
 class AccountStatus(StrEnum):
@@ -108,6 +109,11 @@ def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def iso_precise(moment: datetime) -> str:
+    """ISO 8601 in UTC to the microsecond, for moments compared with each other (rounds, claims)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_iso(text: str | None) -> datetime | None:

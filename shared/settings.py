@@ -21,6 +21,7 @@ MICROSOFT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_CONNECT_SCHEDULE = "0 */15 * * * *"
 DEFAULT_UPLOADS_CONTAINER = "calendar-uploads"
 DEFAULT_ADMIN_ROLE = "administrator"
+DEFAULT_SYNC_SWEEP_SCHEDULE = "0 5 * * * *"
 
 # Every setting the app reads, with what it is for. The README's settings table,
 # local.settings.example.json and infra/ are checked against this list by tests.
@@ -45,6 +46,10 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
     "UPLOADS_CONTAINER": "Blob container the CSV import watches (default 'calendar-uploads').",
     "FUNCTION_TIME_LIMIT_SECONDS": "Seconds a background run may work before it stops claiming "
     "new work (default 480, below the host's functionTimeout).",
+    "SYNC_DAYS_BACK": "Days before today whose bookings are kept (default 1).",
+    "SYNC_DAYS_AHEAD": "Days after today whose bookings are kept (default 180). The window moves daily.",
+    "SYNC_SWEEP_SCHEDULE": "NCRONTAB schedule of the sync sweep, which asks for the daily full round of each "
+    "connected calendar and removes what removed calendars left (default '0 5 * * * *', hourly).",
 }
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -68,6 +73,9 @@ class Settings:
     connect_schedule: str = DEFAULT_CONNECT_SCHEDULE
     uploads_container: str = DEFAULT_UPLOADS_CONTAINER
     function_time_limit_seconds: int = 480
+    sync_days_back: int = 1
+    sync_days_ahead: int = 180
+    sync_sweep_schedule: str = DEFAULT_SYNC_SWEEP_SCHEDULE
 
     @property
     def consent_redirect_uri(self) -> str:
@@ -136,6 +144,11 @@ class Settings:
         schedule = get("CONNECT_SCHEDULE", DEFAULT_CONNECT_SCHEDULE)
         if len(schedule.split()) != 6:
             raise SettingsError("setting CONNECT_SCHEDULE is malformed: expected six NCRONTAB fields")
+        sweep_schedule = get("SYNC_SWEEP_SCHEDULE", DEFAULT_SYNC_SWEEP_SCHEDULE)
+        if len(sweep_schedule.split()) != 6:
+            raise SettingsError("setting SYNC_SWEEP_SCHEDULE is malformed: expected six NCRONTAB fields")
+        days_back = _whole(get("SYNC_DAYS_BACK", "1"), "SYNC_DAYS_BACK", 0, 31)
+        days_ahead = _whole(get("SYNC_DAYS_AHEAD", "180"), "SYNC_DAYS_AHEAD", 1, 730)
 
         time_limit_text = get("FUNCTION_TIME_LIMIT_SECONDS", "480")
         try:
@@ -160,7 +173,20 @@ class Settings:
             connect_schedule=schedule,
             uploads_container=get("UPLOADS_CONTAINER", DEFAULT_UPLOADS_CONTAINER),
             function_time_limit_seconds=time_limit,
+            sync_days_back=days_back,
+            sync_days_ahead=days_ahead,
+            sync_sweep_schedule=sweep_schedule,
         )
+
+
+def _whole(text: str | None, name: str, lowest: int, highest: int) -> int:
+    try:
+        value = int(text or "")
+    except ValueError:
+        raise SettingsError(f"setting {name} is malformed: expected a whole number of days") from None
+    if not lowest <= value <= highest:
+        raise SettingsError(f"setting {name} must be between {lowest} and {highest}")
+    return value
 
 
 def _url(name: str, value: str, *, allow_http_loopback: bool = False) -> str:

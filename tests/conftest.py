@@ -66,17 +66,21 @@ def anonymous(stack: Stack) -> ApiSession:
     return ApiSession(stack.base_url)
 
 
-@pytest.fixture(scope="session")
-def fire(stack: Stack) -> Callable[..., dict[str, Any]]:
-    """Run a timer or blob function now through devhost's admin API; with wait=True, its outcome."""
+def firing(base_url: str) -> Callable[..., dict[str, Any]]:
+    """Run a timer, blob or queue function now through devhost's admin API; with wait=True, its outcome."""
 
-    def run(function_name: str, wait: bool = True, input: str = "") -> dict[str, Any]:
-        response = requests.post(f"{stack.base_url}/admin/functions/{function_name}",
+    def run(function_name: str, wait: bool = True, input: str = "") -> dict[str, Any]:  # noqa: A002
+        response = requests.post(f"{base_url}/admin/functions/{function_name}",
                                  params={"wait": "true"} if wait else None, json={"input": input}, timeout=600)
         assert response.status_code == (200 if wait else 202), response.text
         return response.json() if wait else {}
 
     return run
+
+
+@pytest.fixture(scope="session")
+def fire(stack: Stack) -> Callable[..., dict[str, Any]]:
+    return firing(stack.base_url)
 
 
 @pytest.fixture(scope="session")

@@ -67,6 +67,15 @@ param adminRole string
 @maxValue(3600)
 param functionTimeLimitSeconds int
 
+@description('Days before today whose bookings are kept.')
+param syncDaysBack int
+
+@description('Days after today whose bookings are kept.')
+param syncDaysAhead int
+
+@description('NCRONTAB schedule of the sync sweep.')
+param syncSweepSchedule string
+
 @description('Most instances the app scales out to.')
 @minValue(40)
 @maxValue(1000)
@@ -177,6 +186,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     CONNECT_SCHEDULE: connectSchedule
     UPLOADS_CONTAINER: uploadsContainerName
     FUNCTION_TIME_LIMIT_SECONDS: string(functionTimeLimitSeconds)
+    SYNC_DAYS_BACK: string(syncDaysBack)
+    SYNC_DAYS_AHEAD: string(syncDaysAhead)
+    SYNC_SWEEP_SCHEDULE: syncSweepSchedule
 
     // --- read by the Functions host, not by the app ---
     // Connection `DataStorage` of the blob and queue triggers, identity based (queues:

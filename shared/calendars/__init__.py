@@ -9,8 +9,7 @@ from shared.calendars.discovery import RoomDiscovery
 from shared.calendars.linking import SpaceLinks
 from shared.calendars.model import Calendar, ImportMark
 from shared.calendars.repository import CalendarPage, CalendarRepository
-from shared.calendars.service import CalendarService
-from shared.identifiers import normalise_email
+from shared.calendars.service import CalendarHooks, CalendarService
 
-__all__ = ["Calendar", "CalendarPage", "CalendarRepository", "CalendarService", "ImportMark", "RoomDiscovery",
-           "SpaceLinks", "normalise_email"]
+__all__ = ["Calendar", "CalendarHooks", "CalendarPage", "CalendarRepository", "CalendarService", "ImportMark",
+           "RoomDiscovery", "SpaceLinks"]

@@ -27,6 +27,20 @@ COUNTS_REUSE_SECONDS = 10.0
 SubscriptionRemover = Callable[[Calendar], None]
 
 
+class CalendarHooks:
+    """What other capabilities do when a calendar changes (bookings and sync); none by default."""
+
+    def removed(self, calendar: Calendar) -> None:
+        """After its subscription is deleted and before its row is: its bookings go."""
+
+    def relinked(self, calendar: Calendar, previous_space_id: str | None) -> None:
+        """After it was linked to another space, or unlinked."""
+
+    def summaries(self, account_id: str, calendars: list[Calendar]) -> dict[str, dict[str, Any]]:
+        """Extra state shown per calendar on the page (`sync`)."""
+        return {}
+
+
 class CalendarService:
     def __init__(
         self,
@@ -37,6 +51,7 @@ class CalendarService:
         audit: AuditLog,
         remove_subscription: SubscriptionRemover,
         next_run_at: Callable[[], str | None],
+        hooks: CalendarHooks | None = None,
     ) -> None:
         self.calendars = calendars
         self.accounts = accounts
@@ -44,6 +59,7 @@ class CalendarService:
         self.audit = audit
         self.remove_subscription = remove_subscription
         self.next_run_at = next_run_at
+        self.hooks = hooks or CalendarHooks()
         self._counts: dict[str, tuple[float, dict[str, int]]] = {}
 
     # --- reading ---------------------------------------------------------------------------
@@ -71,8 +87,9 @@ class CalendarService:
         page = self.calendars.page(account_id, status=wanted, linked=None if linked is None else linked == "true",
                                    email_prefix=prefix or None, page_size=page_size,
                                    continuation_token=continuation_token)
+        summaries = self.hooks.summaries(account_id, page.items)
         return {
-            "items": [calendar.to_api() for calendar in page.items],
+            "items": [{**calendar.to_api(), "sync": summaries.get(calendar.email)} for calendar in page.items],
             "continuation_token": page.continuation_token,
             "counts": self.counts(account_id, reuse=continuation_token is not None),
         }
@@ -103,7 +120,8 @@ class CalendarService:
 
     def get(self, account_id: str, email: str) -> dict[str, Any]:
         self.accounts.get(account_id)
-        return self.calendars.get(account_id, normalise_email(email)).to_api()
+        calendar = self.calendars.get(account_id, normalise_email(email))
+        return {**calendar.to_api(), "sync": self.hooks.summaries(account_id, [calendar]).get(calendar.email)}
 
     # --- adding and removing ---------------------------------------------------------------
 
@@ -159,6 +177,7 @@ class CalendarService:
         self.accounts.get(account_id)
         calendar = self.calendars.get(account_id, normalise_email(email))
         self.remove_subscription(calendar)
+        self.hooks.removed(calendar)
         self.calendars.delete(calendar)
         if calendar.space_id:
             self.links.release(calendar.space_id, account_id, calendar.email)
@@ -170,6 +189,7 @@ class CalendarService:
         removed = 0
         for calendar in list(self.calendars.all_of(account_id)):
             self.remove_subscription(calendar)
+            self.hooks.removed(calendar)
             self.calendars.delete(calendar, if_unchanged=False)
             if calendar.space_id:
                 self.links.release(calendar.space_id, account_id, calendar.email)
@@ -185,7 +205,9 @@ class CalendarService:
         space = self.links.resolve(space_ref)
         if calendar.space_id == space.space_id:
             return calendar.to_api()
+        previous_space_id = calendar.space_id
         claimed = self.links.link(calendar, space)
+        self.hooks.relinked(calendar, previous_space_id)
         self._changed(account_id)
         self.audit.record(actor, "calendar.link", calendar.email, outcome="ok", account=account_id,
                           space=claimed.number)
@@ -194,10 +216,11 @@ class CalendarService:
     def unlink(self, account_id: str, email: str, actor: str) -> dict[str, Any]:
         self.accounts.get(account_id)
         calendar = self.calendars.get(account_id, normalise_email(email))
-        space_number = calendar.space_number
+        space_number, previous_space_id = calendar.space_number, calendar.space_id
         if not calendar.space_id:
             return calendar.to_api()
         self.links.unlink(calendar)
+        self.hooks.relinked(calendar, previous_space_id)
         self._changed(account_id)
         self.audit.record(actor, "calendar.unlink", calendar.email, outcome="ok", account=account_id,
                           space=space_number)

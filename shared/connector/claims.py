@@ -13,6 +13,7 @@ to Graph.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -24,6 +25,8 @@ from shared.models import CalendarStatus, iso, utc_now
 from shared.notifications import SubscriptionIndex, client_state_for, client_state_hash, new_nonce
 from shared.storage import Lease
 
+log = logging.getLogger("rcc.connector")
+
 LEASE = timedelta(minutes=10)
 # How many times a change is re-applied to a calendar written meanwhile while the lease is ours.
 FINISH_ATTEMPTS = 5
@@ -32,10 +35,22 @@ Abandon = Callable[[TenantRun, Calendar, GraphSubscription], None]
 
 
 class Claims:
-    def __init__(self, calendars: CalendarRepository, index: SubscriptionIndex, signing_key: bytes) -> None:
+    def __init__(self, calendars: CalendarRepository, index: SubscriptionIndex, signing_key: bytes,
+                 on_subscribed: Callable[[list[Calendar]], object] | None = None) -> None:
         self.calendars = calendars
         self.index = index
         self.signing_key = signing_key
+        self.on_subscribed = on_subscribed
+
+    def subscribed(self, calendars: list[Calendar]) -> None:
+        """Rooms with a new (or re-created) subscription: their bookings are read afresh (a full
+        round). Asking may fail (the queue is down); the daily round then covers them."""
+        if not calendars or self.on_subscribed is None:
+            return
+        try:
+            self.on_subscribed(calendars)
+        except Exception:  # noqa: BLE001 - the connection stands; the daily round syncs it
+            log.warning("could not ask for the first sync of %d rooms", len(calendars), exc_info=True)
 
     def client_state(self, calendar: Calendar) -> str:
         return client_state_for(self.signing_key, calendar.account_id, calendar.email,
@@ -101,8 +116,11 @@ class Claims:
         calendar.updated_at = iso(utc_now())
 
     def settle(self, work: TenantRun, settled: Settled, abandon: Abandon) -> None:
-        if self.finish(work, settled.calendar, settled.change):
+        saved = self.finish(work, settled.calendar, settled.change)
+        if saved:
             work.counts.add(settled.count)
+            if settled.count == "connected":
+                self.subscribed([saved])
         elif settled.subscription is not None:
             abandon(work, settled.calendar, settled.subscription)
 
@@ -124,6 +142,8 @@ class Claims:
             else:
                 for settled in chunk:
                     work.counts.add(settled.count)
+                self.subscribed([calendar for settled, calendar in zip(chunk, released, strict=True)
+                                 if settled.count == "connected"])
                 return
         for settled in chunk:
             self.settle(work, settled, abandon)

@@ -61,6 +61,7 @@ class Connector:
         workers_per_tenant: int = WORKERS_PER_TENANT,
         lookups_per_tenant: int = LOOKUPS_PER_TENANT,
         rooms_in_flight: int = ROOMS_IN_FLIGHT,
+        on_subscribed: Callable[[list[Calendar]], object] | None = None,
     ) -> None:
         self.calendars = calendars
         self.accounts: AccountRepository = account_service.accounts
@@ -73,7 +74,7 @@ class Connector:
         self.lookups_per_tenant = lookups_per_tenant
         self.rooms_in_flight = max(rooms_in_flight, ROOMS_PER_BATCH)
         self.calls = GraphCalls(self.tokens, account_service)
-        self.claims = Claims(calendars, index, signing_key)
+        self.claims = Claims(calendars, index, signing_key, on_subscribed)
         self.subscriber = Subscriber(calls=self.calls, claims=self.claims, calendars=calendars,
                                      subscriptions=subscriptions, index=index)
         self._gates: dict[str, TenantGate] = {}

@@ -119,8 +119,11 @@ class Subscriber:
             current.last_error = None
             current.reauthorize_requested = False
 
-        if self.claims.finish(work, calendar, renewed):
+        saved = self.claims.finish(work, calendar, renewed)
+        if saved:
             work.counts.add("renewed")
+            if subscription.subscription_id != subscription_id:
+                self.claims.subscribed([saved])  # re-created: what the old one missed is read afresh
 
     def keep_trying(self, work: TenantRun, calendar: Calendar, failure: Failure) -> None:
         """A renewal that failed: transient trouble keeps the calendar connected (the next run

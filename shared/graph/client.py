@@ -143,7 +143,9 @@ class GraphClient:
         *,
         params: dict[str, Any] | None = None,
         json: Any = None,
+        headers: dict[str, str] | None = None,
         max_wait_seconds: float | None = None,
+        timeout_seconds: float | None = None,
     ) -> Any:
         """Send one request; returns the JSON body (None for 204). Raises GraphError."""
         budget = self.max_wait_seconds if max_wait_seconds is None else max_wait_seconds
@@ -157,12 +159,14 @@ class GraphClient:
                     self.url(path),
                     params=params,
                     json=json,
-                    headers={"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"},
-                    timeout=self.timeout_seconds,
+                    headers={**(headers or {}), "Authorization": f"Bearer {token.access_token}",
+                             "Accept": "application/json"},
+                    timeout=timeout_seconds or self.timeout_seconds,
                 )
             except requests.RequestException as error:
-                raise GraphError(0, "Unreachable", f"Microsoft Graph could not be reached ({type(error).__name__})") \
-                    from None
+                # A timeout may come after Graph committed a write: callers that write say so.
+                code = "Timeout" if isinstance(error, requests.Timeout) else "Unreachable"
+                raise GraphError(0, code, f"Microsoft Graph could not be reached ({type(error).__name__})") from None
             if response.status_code < 400:
                 if response.status_code == 204 or not response.content:
                     return None

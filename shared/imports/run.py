@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.calendars import Calendar, CalendarRepository, ImportMark, SpaceLinks
+from shared.calendars import Calendar, CalendarHooks, CalendarRepository, ImportMark, SpaceLinks
 from shared.errors import ConcurrencyConflict, Conflict, Invalid, NotFound
 from shared.identifiers import normalise_email
 from shared.imports.dialect import CsvRow, protect
@@ -81,6 +81,7 @@ class ImportRun:
     pool: ThreadPoolExecutor
     calendars: CalendarRepository
     links: SpaceLinks
+    hooks: CalendarHooks
     counts: dict[str, int] = field(default_factory=lambda: {"rows": 0, "added": 0, "updated": 0,
                                                             "unchanged": 0, "rejected": 0})
     rejected: list[dict[str, Any]] = field(default_factory=list)
@@ -203,6 +204,7 @@ class ImportRun:
             return
         if previous:
             self._release_previous(previous, email)
+        self.hooks.relinked(calendar, previous)
         result.outcome = "updated"
 
     def _release_previous(self, space_id: str, email: str) -> None:

@@ -27,7 +27,7 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from shared.accounts import AccountRepository
 from shared.audit import AuditLog
-from shared.calendars import CalendarRepository, SpaceLinks
+from shared.calendars import CalendarHooks, CalendarRepository, SpaceLinks
 from shared.errors import Conflict, Invalid, NotFound, TooLarge
 from shared.imports.dialect import FieldTooLong, NotACsv, check_not_binary, protect, read_rows
 from shared.imports.files import (
@@ -68,6 +68,7 @@ class CalendarImports:
         links: SpaceLinks,
         audit: AuditLog,
         queue_for_connection: Callable[[str, str], Any],
+        hooks: CalendarHooks | None = None,
     ) -> None:
         self.uploads = blobs.get_container_client(uploads_container)
         self.reports = blobs.get_container_client(reports_container)
@@ -78,6 +79,7 @@ class CalendarImports:
         self.links = links
         self.audit = audit
         self.queue_for_connection = queue_for_connection
+        self.hooks = hooks or CalendarHooks()
 
     # --- the template and the export ---------------------------------------------------------
 
@@ -196,7 +198,8 @@ class CalendarImports:
             run = ImportRun(account_id=account_id, import_id=import_id, actor=actor, validate_only=validate_only,
                             marker=f"{import_id}@{properties.etag}",
                             known=self._known(account_id, f"{import_id}@{properties.etag}"), spaces=spaces,
-                            writer=writer, pool=pool, calendars=self.calendars, links=self.links)
+                            writer=writer, pool=pool, calendars=self.calendars, links=self.links,
+                            hooks=self.hooks)
             run.apply(read_rows(chunks(blob, properties.etag)))
         if record.get("connect") and not validate_only:
             self.queue_for_connection(account_id, actor)

@@ -3,9 +3,15 @@ and bad clientState, malformed and huge bodies, and each lifecycle event."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import pytest
 
+from devhost.stack import Stack
+from shared.context import AppContext
 from shared.models import CalendarStatus
+from shared.settings import Settings
+from tests.conftest import ADMIN_USER, ApiSession, firing, signed_in_session
 from tests.integration.connector_support import (
     account_with_calendars,
     calendar,
@@ -15,6 +21,35 @@ from tests.integration.connector_support import (
     sim_subscriptions,
     take_messages,
 )
+
+
+# These tests read the calendar-changes queue themselves, so its consumer is off on their stack
+# (the host's own switch, AzureWebJobs.<function>.Disabled): what the webhook queued stays there.
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with Stack.start(in_memory=True, free_ports=True, with_sim=True,
+                     extra_env={"AzureWebJobs.sync_changes.Disabled": "true"}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def admin(stack: Stack) -> ApiSession:
+    return signed_in_session(stack.base_url, ADMIN_USER, ["administrator"])
+
+
+@pytest.fixture(scope="module")
+def anonymous(stack: Stack) -> ApiSession:
+    return ApiSession(stack.base_url)
+
+
+@pytest.fixture(scope="module")
+def fire(stack: Stack) -> Callable[..., dict]:
+    return firing(stack.base_url)
+
+
+@pytest.fixture(scope="module")
+def app_context(stack: Stack) -> AppContext:
+    return AppContext.build(Settings.from_environment(stack.env))
 
 
 @pytest.fixture

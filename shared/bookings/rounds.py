@@ -1,0 +1,132 @@
+"""One delta round of one room calendar: Graph's state of the window, made the Bookings table's.
+
+Owns what a round writes. An incremental round starts from the stored deltaLink and applies
+what Graph says changed; a full round (no link, a new window, a `410`, a missed notification,
+a new subscription, the daily safety round) lists the whole window and also removes what is no
+longer on the calendar. A notification only says "look again": the truth is the round. For each
+page: the stored rows of its events are read, what differs is written to the change feed first
+and then to the table; an unchanged occurrence writes nothing. A round killed midway leaves the
+deltaLink where it was, so the next round redoes it; keys make that harmless (rows keyed by
+event id: never a double, never a loss). It never decides when a round runs (`sync` does).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from shared.bookings.feed import REMOVED, UPSERTED, ChangeFeed, change
+from shared.bookings.model import Booking, Unreadable, booking_from_event
+from shared.bookings.store import BookingStore
+from shared.calendars import Calendar
+from shared.graph import GraphClient
+from shared.graph.events import DeltaExpired, DeltaPage, delta_pages
+
+log = logging.getLogger("rcc.sync")
+
+
+def sync_window(now: datetime, days_back: int, days_ahead: int) -> tuple[datetime, datetime]:
+    """The window kept: from the start of the UTC day `days_back` ago to the start of the day
+    `days_ahead` from today. It moves once a day, which makes the next round a full one."""
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days_back), today + timedelta(days=days_ahead)
+
+
+@dataclass
+class RoundResult:
+    full: bool
+    delta_link: str
+    bookings: int | None  # how many the window holds (a full round counts them; None: unchanged count)
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    skipped: int = 0
+
+
+class DeltaRounds:
+    def __init__(self, *, graph: GraphClient, store: BookingStore, feed: ChangeFeed,
+                 max_wait_seconds: float) -> None:
+        self.graph = graph
+        self.store = store
+        self.feed = feed
+        self.max_wait_seconds = max_wait_seconds
+
+    def run(self, calendar: Calendar, *, link: str | None, window: tuple[datetime, datetime],
+            renew: Callable[[], None]) -> RoundResult:
+        """Incremental from `link`, full without one; a link Graph no longer knows means full."""
+        if link:
+            try:
+                return self._incremental(calendar, link, renew)
+            except DeltaExpired:
+                log.info("the delta link of %s expired: a full round", calendar.email)
+        return self._full(calendar, window, renew)
+
+    def _pages(self, calendar: Calendar, *, link: str | None = None,
+               window: tuple[datetime, datetime] | None = None) -> Iterator[DeltaPage]:
+        return delta_pages(self.graph, calendar.account_id, calendar.mailbox_id or calendar.email, link=link,
+                           window=window, max_wait_seconds=self.max_wait_seconds)
+
+    def _incremental(self, calendar: Calendar, link: str, renew: Callable[[], None]) -> RoundResult:
+        result = RoundResult(full=False, delta_link=link, bookings=None)
+        for page in self._pages(calendar, link=link):
+            stored = self.store.find_many(calendar.account_id, calendar.email, [*page.removed,
+                                                                               *(e["id"] for e in page.events)])
+            upserts, changes = self._read(calendar, page, stored, result)
+            removals = [stored[booking_id] for booking_id in page.removed if booking_id in stored]
+            changes += [change(REMOVED, calendar.account_id, calendar.email, calendar.space_id, booking=b,
+                               reason="removed from the calendar") for b in removals]
+            self._write(upserts, removals, changes)
+            result.removed += len(removals)
+            result.delta_link = page.delta_link or result.delta_link
+            renew()
+        return result
+
+    def _full(self, calendar: Calendar, window: tuple[datetime, datetime], renew: Callable[[], None]) -> RoundResult:
+        existing = {booking.booking_id: booking for booking in self.store.of_calendar(calendar.account_id,
+                                                                                    calendar.email)}
+        result = RoundResult(full=True, delta_link="", bookings=0)
+        seen: set[str] = set()
+        for page in self._pages(calendar, window=window):
+            upserts, changes = self._read(calendar, page, existing, result)
+            seen.update(event["id"] for event in page.events)
+            self._write(upserts, [], changes)
+            result.delta_link = page.delta_link or result.delta_link
+            renew()
+        removals = [booking for booking_id, booking in existing.items() if booking_id not in seen]
+        self._write([], removals, [change(REMOVED, calendar.account_id, calendar.email, calendar.space_id, booking=b,
+                                          reason="no longer on the calendar in the window") for b in removals])
+        result.removed = len(removals)
+        result.bookings = len(seen) - result.skipped
+        return result
+
+    def _read(self, calendar: Calendar, page: DeltaPage, stored: dict[str, Booking],
+              result: RoundResult) -> tuple[list[Booking], list[dict]]:
+        """The page's events that differ from what is stored, and their changes."""
+        upserts: list[Booking] = []
+        changes: list[dict] = []
+        for event in page.events:
+            try:
+                booking = booking_from_event(event, calendar.account_id, calendar.email)
+            except Unreadable as reason:
+                result.skipped += 1
+                log.warning("skipped an event of %s: %s", calendar.email, reason)
+                continue
+            previous = stored.get(booking.booking_id)
+            if booking.same_as(previous):
+                continue
+            if previous is None:
+                result.added += 1
+            else:
+                result.changed += 1
+            upserts.append(booking)
+            changes.append(change(UPSERTED, calendar.account_id, calendar.email, calendar.space_id, booking=booking))
+        return upserts, changes
+
+    def _write(self, upserts: list[Booking], removals: list[Booking], changes: list[dict]) -> None:
+        # The feed first: a crash between the two leaves a change told twice, never one untold.
+        if changes:
+            self.feed.record(changes)
+        if upserts or removals:
+            self.store.write(upserts, removals)

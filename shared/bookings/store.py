@@ -1,0 +1,84 @@
+"""The Bookings table: PartitionKey = the calendar (`{account id}|{email}`), RowKey = Graph's event id.
+
+Owns reading and writing booking rows and their OData. Keys make sync idempotent: writing the
+same occurrence twice is one row, and a calendar's rows are written in entity-group
+transactions (one partition, 100 at a time). It never decides what changed: the sync round
+compares and says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+from shared.bookings.model import Booking, calendar_partition, row_key
+from shared.errors import ConcurrencyConflict
+from shared.models import iso
+from shared.storage import Parallel, Table, in_transactions
+
+# A $filter may hold at most 15 discrete comparisons; one is the PartitionKey.
+ROWS_PER_FILTER = 14
+
+
+class BookingStore:
+    def __init__(self, table: Table, parallel: Parallel) -> None:
+        self.table = table
+        self.parallel = parallel
+
+    def get(self, account_id: str, email: str, booking_id: str) -> Booking | None:
+        entity = self.table.get(calendar_partition(account_id, email), row_key(booking_id))
+        return Booking.from_entity(entity) if entity else None
+
+    def of_calendar(self, account_id: str, email: str) -> Iterator[Booking]:
+        partition = calendar_partition(account_id, email)
+        for entity in self.table.query_all("PartitionKey eq @p", parameters={"p": partition}):
+            yield Booking.from_entity(entity)
+
+    def between(self, account_id: str, email: str, start: datetime, end: datetime) -> list[Booking]:
+        """The calendar's bookings that overlap [start, end), by start (moments compare as UTC text)."""
+        found = [Booking.from_entity(entity) for entity in self.table.query_all(
+            "PartitionKey eq @p and start lt @end and end gt @start",
+            parameters={"p": calendar_partition(account_id, email), "start": iso(start), "end": iso(end)})]
+        return sorted(found, key=lambda booking: (booking.start, booking.end, booking.booking_id))
+
+    def find_many(self, account_id: str, email: str, booking_ids: Iterable[str]) -> dict[str, Booking]:
+        """The stored bookings among these ids: up to 14 keys a query, the queries side by side."""
+        keys = sorted({row_key(booking_id) for booking_id in booking_ids})
+        calls = []
+        for start in range(0, len(keys), ROWS_PER_FILTER):
+            chunk = keys[start:start + ROWS_PER_FILTER]
+            parameters = {"p": calendar_partition(account_id, email), **{f"k{i}": key for i, key in enumerate(chunk)}}
+            # Spaces around the parentheses: the SDK finds @parameters by splitting the filter on spaces.
+            query = "PartitionKey eq @p and ( " + " or ".join(f"RowKey eq @k{i}" for i in range(len(chunk))) + " )"
+            calls.append(lambda query=query, parameters=parameters: list(self.table.query_all(query,
+                                                                                             parameters=parameters)))
+        return {booking.booking_id: booking for found in self.parallel.run(calls)
+                for booking in (Booking.from_entity(entity) for entity in found)}
+
+    def write(self, upserts: list[Booking], removals: list[Booking]) -> None:
+        """Replace and delete rows of one calendar, 100 to a transaction; repeating it is harmless."""
+        operations = [("upsert", booking.to_entity()) for booking in upserts]
+        operations += [("delete", {"PartitionKey": calendar_partition(b.account_id, b.email),
+                                   "RowKey": row_key(b.booking_id)}) for b in removals]
+        self._apply(operations)
+
+    def remove_calendar(self, account_id: str, email: str) -> int:
+        """Delete every booking of the calendar; returns how many. Repeatable."""
+        partition = calendar_partition(account_id, email)
+        keys = [entity["RowKey"] for entity in self.table.query_all("PartitionKey eq @p", parameters={"p": partition},
+                                                                     select=["RowKey"])]
+        self._apply([("delete", {"PartitionKey": partition, "RowKey": key}) for key in keys])
+        return len(keys)
+
+    def _apply(self, operations: list[tuple[str, dict]]) -> None:
+        for batch in in_transactions(operations):
+            try:
+                self.table.transact(batch)
+            except ConcurrencyConflict:
+                # A row to delete was gone already (a removal raced this one): apply one by one,
+                # where deleting what is gone is no error.
+                for kind, entity in batch:
+                    if kind == "delete":
+                        self.table.delete(entity["PartitionKey"], entity["RowKey"])
+                    else:
+                        self.table.upsert(entity)

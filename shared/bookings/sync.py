@@ -1,0 +1,289 @@
+"""Booking sync: turning the `calendar-changes` queue into delta rounds, coalesced per room.
+
+Owns when a round runs. A message says "this room may have changed" (a change notification,
+`missed`, or a resync the connector, the consent flow or the daily sweep asks for); it never
+carries the change. Many messages for one room become one round: a message received before
+a round began is covered by it and dropped without a Graph call; one received while a round
+runs comes back shortly (a delayed copy), by when the next round covers it. The round holds a
+lease on the room's sync state, so one round per room runs at a time on any instance, and a
+killed round's lease expires and the message's next delivery runs it again. Throttling (429,
+5xx) puts the message back until Retry-After; a refusal an admin must fix (access denied,
+mailbox gone) is recorded on the sync state and the message is done; anything else raises, so
+the host retries and, after the last try, moves the message to the poison queue — the last try
+records the error first, so the page shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from azure.storage.queue import QueueClient
+
+from shared.accounts import AccountRepository
+from shared.bookings.feed import ChangeFeed
+from shared.bookings.rounds import DeltaRounds, RoundResult, sync_window
+from shared.bookings.store import BookingStore
+from shared.bookings.sync_state import SyncState, SyncStates
+from shared.calendars import Calendar, CalendarRepository
+from shared.errors import ConcurrencyConflict, Conflict
+from shared.graph import GraphError, IdentityUnavailable, TokenRefused
+from shared.models import AccountStatus, CalendarStatus, iso, iso_precise, parse_iso, utc_now
+from shared.storage import Lease, Parallel
+
+log = logging.getLogger("rcc.sync")
+
+# One round's lease; renewed with every page, so only a round that died holds it this long.
+ROUND_LEASE = timedelta(seconds=30)
+# A message received this close to a round's start may have been sent for a change the round
+# did not see (clocks of two instances differ): it is covered only by a round that began later.
+CLOCK_MARGIN = timedelta(seconds=2)
+# How long a message waits to come back while the room's round runs.
+FOLLOW_UP_SECONDS = 2
+MAX_FOLLOW_UPS = 60
+# The host's maxDequeueCount (host.json): the last delivery before the poison queue.
+LAST_DELIVERY = 5
+NEXT_BOOKINGS = 3
+NEXT_BOOKINGS_HORIZON = timedelta(days=14)
+# A full round at least this often, even when nothing was announced.
+SAFETY_ROUND = timedelta(hours=24)
+
+FULL_KINDS = {"missed", "resync"}
+
+
+class BookingSync:
+    def __init__(self, *, accounts: AccountRepository, calendars: CalendarRepository, states: SyncStates,
+                 store: BookingStore, feed: ChangeFeed, rounds: DeltaRounds, queue: QueueClient, parallel: Parallel,
+                 days_back: int, days_ahead: int) -> None:
+        self.accounts = accounts
+        self.feed = feed
+        self.calendars = calendars
+        self.states = states
+        self.store = store
+        self.rounds = rounds
+        self.queue = queue
+        self.parallel = parallel
+        self.days_back = days_back
+        self.days_ahead = days_ahead
+
+    # --- asking for rounds -----------------------------------------------------------------
+
+    def request_resync(self, calendars: Iterable[Calendar], reason: str) -> int:
+        """A full round for each calendar (a message each, sent side by side)."""
+        now = iso(utc_now())
+        messages = [json.dumps({"account_id": c.account_id, "room_email": c.email, "change_type": "resync",
+                                "reason": reason, "received_at": now}) for c in calendars]
+        self.parallel.run([lambda message=message: self.queue.send_message(message) for message in messages])
+        return len(messages)
+
+    def request_account_resync(self, account_id: str, reason: str) -> int:
+        return self.request_resync(self.calendars.in_status(account_id, CalendarStatus.CONNECTED), reason)
+
+    # --- one message -----------------------------------------------------------------------
+
+    def handle(self, body: bytes | str, dequeue_count: int = 1) -> str:
+        """Do what one message asks; returns what happened (for the log). What raises is retried by
+        the host; the last delivery before the poison queue leaves its reason on the sync state."""
+        try:
+            return self._handle(body, dequeue_count)
+        except Exception as error:
+            if dequeue_count >= LAST_DELIVERY:
+                self._record_poison(body, error)
+            raise
+
+    def _record_poison(self, body: bytes | str, error: Exception) -> None:
+        message = _parse(body)
+        if message is None:
+            return
+        try:
+            state = self.states.get(message["account_id"], message["room_email"])
+            self._release(state, error=f"a change could not be synced after {LAST_DELIVERY} tries "
+                                       f"({type(error).__name__}); it is in the calendar-changes-poison queue, and "
+                                       "the next change or the daily round reads the calendar again")
+        except Exception:  # noqa: BLE001 - the message still goes to the poison queue; the log has both
+            log.exception("could not record the sync error of %s", message["room_email"])
+
+    def _handle(self, body: bytes | str, dequeue_count: int) -> str:
+        message = _parse(body)
+        if message is None:
+            log.warning("dropped a calendar-changes message that is not one of ours")
+            return "dropped: unreadable"
+        calendar = self.calendars.find(message["account_id"], message["room_email"])
+        if calendar is None:
+            log.info("dropped a change for %s: no such calendar", message["room_email"])
+            return "dropped: unknown calendar"
+        if calendar.status is not CalendarStatus.CONNECTED:
+            return f"dropped: the calendar is {calendar.status.value}"
+        full = message["change_type"] in FULL_KINDS or calendar.resync_needed
+        received = _moment(message.get("received_at")) or utc_now()
+        state = self.states.get(calendar.account_id, calendar.email)
+        if _covered(state.last_full_at if full else state.last_round_started_at, received):
+            return "covered by an earlier round"
+        if state.lease is not None and state.lease.is_live():
+            if (state.round_is_full or not full) and _covered(state.round_started_at, received):
+                return "covered by the running round"
+            return self._follow_up(message, FOLLOW_UP_SECONDS, "waiting for the running round")
+        state.lease = Lease.new(uuid.uuid4().hex[:12], ROUND_LEASE)
+        state.round_started_at = iso_precise(utc_now())
+        state.round_is_full = full or not state.delta_link
+        try:
+            self.states.save(state)
+        except (Conflict, ConcurrencyConflict):
+            return self._follow_up(message, FOLLOW_UP_SECONDS, "another round took the room first")
+        return self._round(calendar, state, message, full, dequeue_count)
+
+    def _round(self, calendar: Calendar, state: SyncState, message: dict[str, Any], full: bool,
+               dequeue_count: int) -> str:
+        window = sync_window(utc_now(), self.days_back, self.days_ahead)
+        same_window = (state.window_start, state.window_end) == (iso(window[0]), iso(window[1]))
+        link = state.delta_link if state.delta_link and same_window and not full else None
+        try:
+            result = self.rounds.run(calendar, link=link, window=window, renew=lambda: self._renew(state))
+        except GraphError as error:
+            if error.is_transient:
+                delay = error.retry_after if error.retry_after is not None else 30.0
+                self._release(state, error=f"Microsoft Graph answered {error.status}: retrying in {delay:.0f} s")
+                return self._follow_up(message, delay, "throttled")
+            self._release(state, error=_explain(error, calendar.email))
+            return f"failed: {error.graph_code}"
+        except (TokenRefused, IdentityUnavailable) as error:
+            self._release(state, error=f"no token for the tenant: {error.message}")
+            return "failed: token"
+        except Exception as error:
+            self._release(state, error=f"the sync round failed ({type(error).__name__}); retrying")
+            raise
+        self._finish(calendar, state, result, window)
+        kind = "full" if result.full else "incremental"
+        return f"synced ({kind}: +{result.added} ~{result.changed} -{result.removed})"
+
+    def _finish(self, calendar: Calendar, state: SyncState, result: RoundResult,
+                window: tuple[datetime, datetime]) -> None:
+        now = utc_now()
+        state.delta_link = result.delta_link
+        state.window_start, state.window_end = iso(window[0]) or "", iso(window[1]) or ""
+        state.last_round_started_at = state.round_started_at
+        state.last_synced_at = iso(now) or ""
+        if result.full:
+            state.last_full_at = state.round_started_at
+        state.bookings = result.bookings if result.bookings is not None else max(
+            0, state.bookings + result.added - result.removed)
+        upcoming = [b for b in self.store.between(calendar.account_id, calendar.email, now,
+                                                  now + NEXT_BOOKINGS_HORIZON) if b.blocks_the_room][:NEXT_BOOKINGS]
+        state.next_bookings = [{"start": b.start, "end": b.end, "subject": b.to_api()["subject"]} for b in upcoming]
+        self._release(state, error="")
+        if self.calendars.find(calendar.account_id, calendar.email) is None:
+            # Removed while the round ran: what it wrote must not outlive it.
+            self.store.remove_calendar(calendar.account_id, calendar.email)
+            self.states.delete(calendar.account_id, calendar.email)
+        elif result.full and calendar.resync_needed:
+            self._clear_resync_needed(calendar)
+
+    # --- the lease -------------------------------------------------------------------------
+
+    def _renew(self, state: SyncState) -> None:
+        """Hold the lease longer while pages come; a round that lost it stops here."""
+        if state.lease is None:
+            return
+        expires = state.lease.expires
+        if expires is not None and expires - utc_now() > ROUND_LEASE / 2:
+            return
+        state.lease = state.lease.renewed(ROUND_LEASE)
+        self.states.save(state)
+
+    def _release(self, state: SyncState, *, error: str) -> None:
+        state.lease = None
+        state.round_started_at = ""
+        state.round_is_full = False
+        if error:
+            state.last_error, state.error_at, state.errors = error[:500], iso(utc_now()) or "", state.errors + 1
+        else:
+            state.last_error, state.error_at, state.errors = "", "", 0
+        try:
+            self.states.save(state)
+        except (Conflict, ConcurrencyConflict):
+            log.warning("the sync state of %s changed while its round ran; its lease had expired", state.email)
+
+    def _clear_resync_needed(self, calendar: Calendar) -> None:
+        current: Calendar | None = calendar
+        for _ in range(3):
+            if current is None or not current.resync_needed:
+                return
+            current.resync_needed = False
+            try:
+                self.calendars.save(current)
+                return
+            except ConcurrencyConflict:
+                current = self.calendars.find(calendar.account_id, calendar.email)
+
+    def _follow_up(self, message: dict[str, Any], delay: float, why: str) -> str:
+        """Put the message back for later (a copy, so this delivery can end)."""
+        follow_ups = int(message.get("follow_ups") or 0) + 1
+        if follow_ups > MAX_FOLLOW_UPS:
+            log.warning("gave up on a change of %s after %d follow-ups (%s); the daily round covers it",
+                        message["room_email"], MAX_FOLLOW_UPS, why)
+            return "dropped: too many follow-ups"
+        self.queue.send_message(json.dumps({**message, "follow_ups": follow_ups}),
+                                visibility_timeout=max(1, min(int(delay + 0.999), 3600)))
+        return f"deferred ({why})"
+
+    # --- the daily round and what nothing else cleans ---------------------------------------
+
+    def sweep(self) -> dict[str, int]:
+        """Ask for a full round of every connected calendar whose window has moved or whose last full
+        round is older than a day; remove the bookings and state of calendars that are gone, and
+        the change feed's days older than it keeps. Repeatable: a round asked for twice runs once."""
+        window_start = iso(sync_window(utc_now(), self.days_back, self.days_ahead)[0])
+        stale_before = iso(utc_now() - SAFETY_ROUND) or ""
+        requested = purged = 0
+        for account_id in [account.account_id for account in self.accounts.all()
+                           if account.status is AccountStatus.VERIFIED]:
+            states = {state.email: state for state in self.states.of_account(account_id)}
+            due = [c for c in self.calendars.in_status(account_id, CalendarStatus.CONNECTED)
+                   if c.email not in states or states[c.email].window_start != window_start
+                   or states[c.email].last_full_at < stale_before]
+            requested += self.request_resync(due, "daily round")
+            for email in states:
+                if self.calendars.find(account_id, email) is None:
+                    self.store.remove_calendar(account_id, email)
+                    self.states.delete(account_id, email)
+                    purged += 1
+        return {"requested": requested, "purged": purged, "changes_pruned": self.feed.prune()}
+
+
+def _moment(text: Any) -> datetime | None:
+    try:
+        return parse_iso(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _covered(round_started_at: str, received: datetime) -> bool:
+    started = _moment(round_started_at)
+    return started is not None and started >= received + CLOCK_MARGIN
+
+
+def _parse(body: bytes | str) -> dict[str, Any] | None:
+    try:
+        message = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(message, dict) or not all(isinstance(message.get(k), str) and message.get(k)
+                                                for k in ("account_id", "room_email")):
+        return None
+    message.setdefault("change_type", "updated")
+    return message
+
+
+def _explain(error: GraphError, email: str) -> str:
+    if error.is_access_policy_denial:
+        return (f"access to {email}'s calendar is denied by the tenant's application access policy or RBAC scope: "
+                "include this room in the app's scope")
+    if error.status == 404:
+        return f"{email} has no calendar Graph can read ({error.graph_code})"
+    if error.status in (401, 403):
+        return f"the app may not read {email}'s calendar ({error.graph_code}): check the permissions, re-authenticate"
+    return f"Microsoft Graph refused the sync ({error.status} {error.graph_code}: {error.message[:200]})"

@@ -1,0 +1,153 @@
+"""Booking sync through devhost, Azurite and m365sim: a booking made in Outlook (the simulator)
+reaches the space's bookings API by the change notification, the queue and a delta round; and
+updates, deletions, series, privacy, duplicate notifications, expired delta links and access all
+behave as Graph's state says."""
+
+from __future__ import annotations
+
+from tests.conftest import signed_in_session
+from tests.helpers import wait_until
+from tests.integration.connector_support import set_knobs, sim
+from tests.integration.sync_support import (
+    at,
+    book,
+    calendar_sync,
+    graph_time,
+    linked_room,
+    space_bookings,
+    wait_for_bookings,
+)
+
+
+def test_a_booking_made_in_outlook_reaches_the_space_then_moves_then_goes(admin, stack, fire):
+    room = linked_room(admin, stack, fire)
+    event = book(stack, room, "Quarterly review", at(2), at(3))
+    [booking] = wait_for_bookings(admin, room, lambda items: len(items) == 1)
+    assert booking["id"] == event["id"] and booking["subject"] == "Quarterly review"
+    assert booking["start"] == at(2).strftime("%Y-%m-%dT%H:%M:%SZ") and booking["space_id"] == room["space_id"]
+    assert booking["organizer"]["email"]
+    moved = sim(stack, "PATCH", f"tenants/{room['tenant_id']}/mailboxes/{room['email']}/events/{event['id']}",
+                json={"start": graph_time(at(5)), "end": graph_time(at(6))})
+    assert moved.status_code == 200, moved.text
+    wait_for_bookings(admin, room, lambda items: [b["start"] for b in items] == [at(5).strftime("%Y-%m-%dT%H:%M:%SZ")])
+    gone = sim(stack, "DELETE", f"tenants/{room['tenant_id']}/mailboxes/{room['email']}/events/{event['id']}")
+    assert gone.status_code == 204
+    wait_for_bookings(admin, room, lambda items: items == [])
+
+
+def test_a_series_shows_its_occurrences_and_a_cancelled_one_disappears(admin, stack, fire):
+    room = linked_room(admin, stack, fire)
+    start = at(1)
+    series = book(stack, room, "Stand-up", start, at(1, 15), recurrence={
+        "pattern": {"type": "daily", "interval": 1},
+        "range": {"type": "numbered", "startDate": start.strftime("%Y-%m-%d"), "numberOfOccurrences": 5}})
+    items = wait_for_bookings(admin, room, lambda found: len(found) == 5)
+    assert {b["series_master_id"] for b in items} == {series["id"]} and len({b["id"] for b in items}) == 5
+    third = items[2]
+    cancelled = sim(stack, "DELETE", f"tenants/{room['tenant_id']}/mailboxes/{room['email']}/events/{third['id']}")
+    assert cancelled.status_code == 204
+    left = wait_for_bookings(admin, room, lambda found: len(found) == 4)
+    assert third["id"] not in {b["id"] for b in left}
+
+
+def test_a_private_event_keeps_its_times_and_organizer_but_no_subject(admin, stack, fire, app_context):
+    room = linked_room(admin, stack, fire)
+    book(stack, room, "Confidential: layoffs", at(2), at(3), sensitivity="private")
+    [booking] = wait_for_bookings(admin, room, lambda items: len(items) == 1)
+    assert booking["subject"] == "Private" and booking["is_private"] is True and booking["organizer"]["email"]
+    stored = app_context.bookings.store.get(room["account_id"], room["email"], booking["id"])
+    assert stored is not None and stored.subject is None
+    assert "layoffs" not in str(stored.to_entity())
+
+
+def test_duplicate_and_out_of_order_notifications_change_nothing(admin, stack, fire, app_context):
+    room = linked_room(admin, stack, fire)
+    set_knobs(stack, room["tenant_id"], notification_duplicate_rate=1.0, notification_max_delay_ms=1500)
+    events = [book(stack, room, f"Meeting {n}", at(n + 1), at(n + 1, 30)) for n in range(4)]
+    items = wait_for_bookings(admin, room, lambda found: len(found) == 4)
+    assert sorted(b["id"] for b in items) == sorted(e["id"] for e in events)
+    # Replay a notification for each booking long after: the rows stay as they are.
+    subscription = app_context.calendars.calendars.get(room["account_id"], room["email"]).subscription_id
+    before = {b["id"]: b["change_key"] for b in items}
+    for event in events:
+        replay = sim(stack, "POST", f"subscriptions/{subscription}/notify",
+                     json={"changeType": "updated", "eventId": event["id"]})
+        assert replay.json()["status"] == 202
+    wait_until(lambda: (calendar_sync(admin, room) or {}).get("syncing") is False, timeout=30)
+    assert {b["id"]: b["change_key"] for b in space_bookings(admin, room)} == before
+
+
+def test_an_expired_delta_link_brings_a_full_round(admin, stack, fire, app_context):
+    room = linked_room(admin, stack, fire)
+    book(stack, room, "Before", at(2), at(3))
+    wait_for_bookings(admin, room, lambda items: len(items) == 1)
+    expired = sim(stack, "POST", f"tenants/{room['tenant_id']}/delta/expire", json={"mailboxes": [room["email"]]})
+    assert expired.status_code == 200
+    full_before = app_context.bookings.states.get(room["account_id"], room["email"]).last_full_at
+    # Lost notifications (dropped) and a new booking: the next round's link is refused, a full round reads it.
+    set_knobs(stack, room["tenant_id"], notification_drop_rate=1.0)
+    book(stack, room, "After", at(4), at(5))
+    set_knobs(stack, room["tenant_id"], notification_drop_rate=0.0)
+    book(stack, room, "Later", at(6), at(7))
+    items = wait_for_bookings(admin, room, lambda found: len(found) == 3)
+    assert [b["subject"] for b in items] == ["Before", "After", "Later"]
+    assert app_context.bookings.states.get(room["account_id"], room["email"]).last_full_at > full_before
+
+
+def test_callers_without_the_bookings_read_role_are_refused(admin, stack, fire):
+    room = linked_room(admin, stack, fire)
+    nobody = signed_in_session(stack.base_url, "someone@contoso.onmicrosoft.com", [])
+    reader = signed_in_session(stack.base_url, "workplace@contoso.onmicrosoft.com", ["bookings.read"])
+    assert nobody.get(f"/api/spaces/{room['space_id']}/bookings").status_code == 403
+    assert nobody.get("/api/bookings/changes").status_code == 403
+    assert reader.get(f"/api/spaces/{room['space_id']}/bookings").status_code == 200
+    assert reader.get("/api/bookings/changes").status_code == 200
+    # The app role reads bookings only: the admin API stays closed to it.
+    assert reader.get(f"/api/accounts/{room['account_id']}/calendars").status_code == 403
+
+
+def _changes_of(session, room, cursor=None):  # noqa: ANN001, ANN202
+    response = session.get("/api/bookings/changes", params={"cursor": cursor} if cursor else None)
+    assert response.status_code == 200, response.text
+    page = response.json()
+    return [item for item in page["items"] if item["calendar"]["email"] == room["email"]], page["cursor"]
+
+
+def test_the_change_feed_mirrors_bookings_from_a_cursor(admin, stack, fire):
+    room = linked_room(admin, stack, fire)
+    kept = book(stack, room, "Kept", at(2), at(3))
+    dropped = book(stack, room, "Dropped", at(4), at(5))
+    wait_for_bookings(admin, room, lambda items: len(items) == 2)
+    seen: dict = {}
+    cursor = None
+
+    def mirrored(expected: set) -> bool:
+        nonlocal cursor
+        items, cursor = _changes_of(admin, room, cursor)
+        for item in items:
+            if item["kind"] == "upserted":
+                seen[item["booking_id"]] = item["booking"]
+            elif item["kind"] == "removed":
+                seen.pop(item["booking_id"], None)
+        return set(seen) == expected
+
+    wait_until(lambda: mirrored({kept["id"], dropped["id"]}), timeout=30, interval=0.5)
+    assert seen[kept["id"]]["subject"] == "Kept" and seen[kept["id"]]["space_id"] == room["space_id"]
+    assert sim(stack, "DELETE", f"tenants/{room['tenant_id']}/mailboxes/{room['email']}/events/{dropped['id']}"
+               ).status_code == 204
+    wait_until(lambda: mirrored({kept["id"]}), timeout=30, interval=0.5)
+    # Unlinking tells the consumer to read the space again, as a whole.
+    assert admin.delete(f"/api/accounts/{room['account_id']}/calendars/{room['email']}/space").status_code == 200
+    resets: list = []
+    wait_until(lambda: resets.extend(i for i in _changes_of(admin, room, cursor)[0] if i["kind"] == "space_reset")
+               or resets, timeout=30, interval=0.5)
+    assert resets[0]["space_id"] == room["space_id"]
+    assert admin.get(f"/api/spaces/{room['space_id']}/bookings").status_code == 409
+
+
+def test_a_cursor_the_feed_no_longer_keeps_is_gone(admin):
+    import base64
+
+    ancient = base64.urlsafe_b64encode(b"00000000000000001-abcd").decode().rstrip("=")
+    assert admin.get("/api/bookings/changes", params={"cursor": ancient}).status_code == 410
+    assert admin.get("/api/bookings/changes", params={"cursor": "not a cursor"}).status_code == 400
