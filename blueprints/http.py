@@ -35,6 +35,7 @@ from shared.errors import (
     UpstreamError,
 )
 from shared.graph import GraphError, IdentityUnavailable, TokenRefused
+from shared.json_input import parse_json_object
 from shared.models import Principal
 
 log = logging.getLogger("rcc.http")
@@ -57,7 +58,6 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     DomainError: 400,
 }
 
-MAX_JSON_BODY_BYTES = 1024 * 1024
 # The claim types Entra ID tokens carry roles and a user's sign-in name in, as Easy Auth passes them.
 ROLE_CLAIM = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
 UPN_CLAIM = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
@@ -166,16 +166,8 @@ class ApiCall:
                 raise Invalid("the request needs a JSON body")
             self._json = {}
             return self._json
-        if len(body) > MAX_JSON_BODY_BYTES:
-            raise TooLarge("the JSON body is larger than 1 MiB")
-        try:
-            value = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise Invalid("the body is not valid JSON") from None
-        if not isinstance(value, dict):
-            raise Invalid("the JSON body must be an object")
-        self._json = value
-        return value
+        self._json = parse_json_object(body, what="the JSON body")
+        return self._json
 
 
 def _content_type(req: func.HttpRequest) -> str:

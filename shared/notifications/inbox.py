@@ -24,6 +24,7 @@ from azure.storage.queue import QueueClient
 
 from shared.calendars import Calendar, CalendarRepository
 from shared.errors import ConcurrencyConflict, Invalid, TooLarge
+from shared.json_input import parse_json_object
 from shared.models import CalendarStatus, iso, parse_iso, utc_now
 from shared.notifications.client_state import client_state_matches
 from shared.notifications.index import SubscriptionIndex
@@ -48,14 +49,8 @@ class Outcome:
 
 def parse_body(body: bytes | None) -> list[Any]:
     """The `value` array of a notification POST; `Invalid`/`TooLarge` for anything else."""
-    raw = body or b""
-    if len(raw) > MAX_BODY_BYTES:
-        raise TooLarge("the notification body is larger than 1 MiB")
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid("the body is not valid JSON") from None
-    if not isinstance(document, dict) or not isinstance(document.get("value"), list):
+    document = parse_json_object(body, what="the notification body", max_bytes=MAX_BODY_BYTES)
+    if not isinstance(document.get("value"), list):
         raise Invalid("the body must be an object with a value array")
     items = document["value"]
     if len(items) > MAX_ITEMS:

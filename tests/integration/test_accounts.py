@@ -3,6 +3,7 @@ admin consent to Account Verified and every way it can go wrong."""
 
 from __future__ import annotations
 
+import base64
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -172,6 +173,16 @@ def test_the_same_tenant_twice_is_a_conflict(admin, stack) -> None:
     again = admin.post("/api/accounts", json={"tenant_id": tenant["id"]})
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "conflict"
+
+
+def test_an_admin_body_nested_too_deep_is_a_400_not_a_server_error(admin) -> None:
+    for body in (b"[" * 200_000, b'{"tenant_id": ' + b"[" * 200_000, b'{"tenant_id": NaN}'):
+        response = admin.post("/api/accounts", data=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "invalid"
+    token = base64.urlsafe_b64encode(b"[" * 1500).decode().rstrip("=")
+    listed = admin.get("/api/audit", params={"continuation_token": token})
+    assert listed.status_code == 400, listed.text
 
 
 @pytest.mark.parametrize("tenant_id", ["", "x" * 10_000, "<script>alert(1)</script>", "cоntoso.onmicrosoft.com",

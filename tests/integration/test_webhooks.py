@@ -137,6 +137,16 @@ def test_malformed_and_huge_bodies_are_rejected_without_effect(anonymous, stack,
     assert take_messages(stack, connected["account_id"]) == []
 
 
+def test_a_deeply_nested_body_is_a_400_not_a_server_error(anonymous, stack, connected):
+    take_messages(stack, connected["account_id"])
+    for path in ("/api/notifications", "/api/notifications/lifecycle"):
+        for body in (b"[" * 200_000, b'{"value": [' + b"[" * 200_000):
+            response = anonymous.post(path, data=body, headers={"Content-Type": "application/json"})
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["code"] == "invalid"
+    assert take_messages(stack, connected["account_id"]) == []
+
+
 def _lifecycle(stack, subscription_id: str, event: str) -> None:
     delivery = sim(stack, "POST", f"subscriptions/{subscription_id}/lifecycle", json={"lifecycleEvent": event})
     assert delivery.status_code == 200, delivery.text
