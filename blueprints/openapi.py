@@ -103,7 +103,9 @@ SCHEMAS: dict[str, Any] = {
             "calendar": {"type": "object"}, "booking": {"type": "object", "nullable": True}}}},
         "cursor": STRING, "more": {"type": "boolean"}}},
     "AuditEntry": {"type": "object", "properties": {"at": STRING, "actor": STRING, "action": STRING,
-                                                    "target": STRING, "outcome": STRING, "detail": {"type": "object"}}},
+                                                    "target": STRING, "outcome": STRING, "detail": {"type": "object"},
+                                                    "count": {"type": "integer", "minimum": 1},
+                                                    "first_at": STRING}},
 }
 
 ACCOUNT_ID = {"name": "account_id", "in": "path", "required": True,
@@ -228,8 +230,11 @@ PATHS: dict[str, Any] = {
                           _object(items={"type": "array"}, sources={"type": "object"}, note=_nullable("string")),
                           parameters=CAL, errors=(*ADMIN_ERRORS, "502", "503")),
     },
-    "/api/audit": {"get": _operation("The audit log, newest first", "200", _json(_page("AuditEntry")),
-                                     parameters=[PAGE_SIZE, TOKEN])},
+    "/api/audit": {"get": _operation("The audit log, newest first; only one actor's or one action's entries when "
+                                     "asked. Refused consent callbacks are counted: one entry a minute with its "
+                                     "count", "200", _json(_page("AuditEntry")),
+                                     parameters=[PAGE_SIZE, TOKEN, _query("actor", maxLength=256),
+                                                 _query("action", maxLength=256)])},
     "/api/spaces": {"get": _operation("Search spaces by number prefix or name", "200", _json(_page("Space")),
                                       parameters=[_query("q", maxLength=200), PAGE_SIZE, TOKEN])},
     "/api/spaces/import": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -134,6 +135,40 @@ def test_callback_always_redirects_to_our_own_page(anonymous, stack) -> None:
                              allow_redirects=False)
     assert response.status_code == 302
     assert response.headers["Location"].startswith(stack.env.get("ADMIN_PAGE_URL") or stack.base_url)
+
+
+def _anonymous_refusals(admin) -> tuple[int, int]:
+    """(entries, refusals they count) of refused anonymous consent callbacks."""
+    listed = admin.get("/api/audit", params={"actor": "anonymous", "action": "consent.callback", "page_size": 200})
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["continuation_token"] is None
+    entries = listed.json()["items"]
+    assert {(e["actor"], e["action"]) for e in entries} <= {("anonymous", "consent.callback")}
+    return len(entries), sum(e["count"] for e in entries)
+
+
+def test_refused_callbacks_are_counted_and_cannot_push_the_admins_entries_off_the_first_page(
+        admin, anonymous, stack) -> None:
+    tenant = new_sim_tenant(stack, rooms=1)
+    assert admin.post("/api/accounts", json={"tenant_id": tenant["domain"]}).status_code == 201
+    rows_before, before = _anonymous_refusals(admin)
+    refusals = 60
+
+    def refused(index: int) -> int:
+        return anonymous.get("/api/consent/callback", params={"state": f"forged-{index}", "admin_consent": "True"},
+                             allow_redirects=False).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:  # several at once: the counter's ETag races
+        assert set(pool.map(refused, range(refusals))) == {302}
+    first_page = admin.get("/api/audit", params={"page_size": 10}).json()["items"]
+    assert ("account.add", tenant["domain"]) in {(e["action"], e["target"]) for e in first_page}
+    rows_after, after = _anonymous_refusals(admin)
+    assert after - before == refusals
+    assert rows_after - rows_before <= 2  # a row a minute (the loop may straddle a minute's end)
+    mine = admin.get("/api/audit", params={"actor": "admin@contoso.onmicrosoft.com", "action": "account.add"})
+    assert mine.status_code == 200
+    assert tenant["domain"] in {e["target"] for e in mine.json()["items"]}
+    assert {e["actor"] for e in mine.json()["items"]} == {"admin@contoso.onmicrosoft.com"}
 
 
 def test_missing_permission_is_shown(admin, stack) -> None:
