@@ -42,6 +42,11 @@ def _items(properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": ["items"], "properties": {
         "items": {"type": "array", "items": {"type": "object", "properties": properties}}}}
 TIME = _nullable("string")
+CONNECTOR_RUN = {"type": "object", "required": ["state", "started_at"], "properties": {
+    "run_id": _nullable("string"), "state": {"type": "string", "enum": ["running", "finished", "interrupted"]},
+    "started_at": TIME, "finished_at": TIME, "last_seen_at": TIME,
+    **{name: {"type": "integer"} for name in ("claimed", "connected", "renewed", "failed", "throttled",
+                                              "left_for_next_run")}}}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -64,7 +69,7 @@ SCHEMAS: dict[str, Any] = {
     "Calendar": {"type": "object", "required": ["email", "status"], "properties": {
         "email": STRING, "account_id": STRING,
         "status": {"type": "string", "enum": ["added", "queued", "connecting", "connected", "failed"]},
-        "status_reason": _nullable("string"),
+        "status_reason": _nullable("string"), "waiting_until": TIME,
         "failure_kind": _nullable("string", enum=["consent", "permission", "mailbox", "policy", "transient", None]),
         "resync_needed": {"type": "boolean"}, "space": _ref("SpaceRef"), "display_name": _nullable("string"),
         "subscription_expires_at": TIME, "attempts": {"type": "integer"}, "next_attempt_at": TIME,
@@ -102,6 +107,10 @@ SCHEMAS: dict[str, Any] = {
             "space_id": _nullable("string"), "booking_id": _nullable("string"), "reason": _nullable("string"),
             "calendar": {"type": "object"}, "booking": {"type": "object", "nullable": True}}}},
         "cursor": STRING, "more": {"type": "boolean"}}},
+    "ConnectorStatus": {"type": "object", "required": ["last_run", "interrupted_run", "running", "next_run_at"],
+                        "properties": {
+        "last_run": {**CONNECTOR_RUN, "nullable": True}, "interrupted_run": {**CONNECTOR_RUN, "nullable": True},
+        "running": {"type": "array", "items": CONNECTOR_RUN}, "next_run_at": TIME}},
     "AuditEntry": {"type": "object", "properties": {"at": STRING, "actor": STRING, "action": STRING,
                                                     "target": STRING, "outcome": STRING, "detail": {"type": "object"},
                                                     "count": {"type": "integer", "minimum": 1},
@@ -275,7 +284,9 @@ PATHS: dict[str, Any] = {
     "/api/accounts/{account_id}/imports/{import_id}/report.csv": {
         "get": _operation("The import's per-row report", "200", CSV_RESPONSE,
                           parameters=[ACCOUNT_ID, _path("import_id")])},
-    "/api/connector/status": {"get": _operation("Connector runs: last and next", "200", _json({"type": "object"}))},
+    "/api/connector/status": {"get": _operation(
+        "Connector runs: the last finished, the newest interrupted since (killed midway), those running, the next",
+        "200", _json(_ref("ConnectorStatus")))},
     "/api/spaces/{space_id}/bookings": {
         "get": _operation("The space's bookings in a range (its linked calendar's), by start; admins and the app "
                           "role bookings.read", "200", _json(_ref("BookingRange")),

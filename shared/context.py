@@ -111,10 +111,11 @@ class AppContext:
             rounds=DeltaRounds(graph=graph, store=booking_rows, feed=feed, max_wait_seconds=SYNC_MAX_WAIT_SECONDS),
             queue=changes_queue, parallel=parallel, days_back=settings.sync_days_back,
             days_ahead=settings.sync_days_ahead)
+        runs = RunRecords(storage.table("ConnectorRuns"), schedule)
         calendars = CalendarService(
             calendars=calendar_rows, accounts=account_rows, links=links, audit=audit,
             remove_subscription=functools.partial(delete_subscription_quietly, subscriptions, index),
-            next_run_at=lambda: iso(schedule.next_after(utc_now())), hooks=bookings,
+            next_run_at=lambda: iso(schedule.next_after(utc_now())), hooks=bookings, live_runs=runs.live_run_ids,
         )
 
         def reauthorized(account_id: str) -> None:
@@ -141,7 +142,7 @@ class AppContext:
                 queue_for_connection=calendars.queue_calendars_for_connection, hooks=bookings),
             connector=Connector(
                 calendars=calendar_rows, account_service=accounts, graph=graph, subscriptions=subscriptions,
-                index=index, runs=RunRecords(storage.table("ConnectorRuns"), schedule),
+                index=index, runs=runs,
                 signing_key=settings.state_signing_key, time_limit_seconds=settings.function_time_limit_seconds,
                 on_subscribed=lambda rooms: sync.request_resync(rooms, "a new subscription")),
             notifications=NotificationInbox(calendars=calendar_rows, index=index, queue=changes_queue),
