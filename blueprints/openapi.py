@@ -92,7 +92,8 @@ SCHEMAS: dict[str, Any] = {
         "is_all_day": {"type": "boolean"}, "subject": _nullable("string"), "is_private": {"type": "boolean"},
         "organizer": {"type": "object", "properties": {"name": STRING, "email": STRING}}, "show_as": STRING,
         "is_cancelled": {"type": "boolean"}, "type": STRING, "series_master_id": _nullable("string"),
-        "ical_uid": STRING, "change_key": STRING}},
+        "ical_uid": STRING, "change_key": STRING, "created_by_connector": {"type": "boolean"},
+        "seen_by_sync": {"type": "boolean"}}},
     "BookingRange": {"type": "object", "required": ["items", "start", "end"], "properties": {
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Booking"}}, "start": STRING,
         "end": STRING, "synced_at": TIME, "window": {"type": "object", "nullable": True}}},
@@ -112,6 +113,12 @@ EMAIL = {"name": "email", "in": "path", "required": True, "schema": {"type": "st
                                                                    "maxLength": 320}}
 PAGE_SIZE = {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
 TOKEN = {"name": "continuation_token", "in": "query", "schema": {"type": "string", "maxLength": 2000}}
+WRITE_ERRORS = (*ADMIN_ERRORS, "502", "503")
+BOOKING_CHANGE = {"type": "object", "properties": {
+    "start": {"type": "string", "maxLength": 40}, "end": {"type": "string", "maxLength": 40},
+    "subject": {"type": "string", "maxLength": 300},
+    "organizer": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 300},
+                                                   "email": {"type": "string", "maxLength": 320}}}}}
 RANGE = [{"name": name, "in": "query", "description": "ISO 8601 with an offset, e.g. 2026-12-01T09:00:00Z",
           "schema": {"type": "string", "maxLength": 40}} for name in ("start", "end")]
 
@@ -274,7 +281,28 @@ PATHS: dict[str, Any] = {
     "/api/spaces/{space_id}/bookings": {
         "get": _operation("The space's bookings in a range (its linked calendar's), by start; admins and the app "
                           "role bookings.read", "200", _json(_ref("BookingRange")),
-                          parameters=[_path("space_id"), *RANGE])},
+                          parameters=[_path("space_id"), *RANGE]),
+        "post": _operation("Book the space: the event lands on its room's calendar (Idempotency-Key required); "
+                           "admins and the app role bookings.write", "201", _json(_ref("Booking")),
+                           parameters=[_path("space_id"), {"name": "Idempotency-Key", "in": "header", "required": True,
+                                                           "schema": {"type": "string", "minLength": 1,
+                                                                      "maxLength": 128}}],
+                           request=_json(BOOKING_CHANGE), errors=WRITE_ERRORS)},
+    "/api/spaces/{space_id}/bookings/{booking_id}": {
+        "patch": _operation("Move or rename a booking made through this API", "200", _json(_ref("Booking")),
+                            parameters=[_path("space_id"), _path("booking_id", maxLength=512)],
+                            request=_json(BOOKING_CHANGE), errors=WRITE_ERRORS),
+        "delete": _operation("Cancel a booking made through this API", "200",
+                             _object(cancelled=STRING, space_id=_nullable("string")),
+                             parameters=[_path("space_id"), _path("booking_id", maxLength=512)],
+                             errors=WRITE_ERRORS)},
+    "/api/accounts/{account_id}/calendars/{email}/test-booking": {
+        "post": _operation("Book the next free 15 minutes as a connection test", "201", _json(_ref("Booking")),
+                           parameters=CAL_ONE, errors=WRITE_ERRORS)},
+    "/api/accounts/{account_id}/calendars/{email}/bookings/{booking_id}": {
+        "delete": _operation("Cancel a booking made through this product", "200",
+                             _object(cancelled=STRING, space_id=_nullable("string")),
+                             parameters=[*CAL_ONE, _path("booking_id", maxLength=512)], errors=WRITE_ERRORS)},
     "/api/accounts/{account_id}/calendars/{email}/bookings": {
         "get": _operation("A calendar's bookings in a range, by start", "200", _json(_ref("BookingRange")),
                           parameters=[ACCOUNT_ID, EMAIL, *RANGE])},

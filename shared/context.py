@@ -21,7 +21,7 @@ from requests.adapters import HTTPAdapter
 
 from shared.accounts import AccountRepository, AccountService, ConsentService, ConsentStates
 from shared.audit import AuditLog
-from shared.bookings import Bookings, BookingStore, BookingSync, ChangeFeed, DeltaRounds, SyncStates
+from shared.bookings import Bookings, BookingStore, BookingSync, BookingWrites, ChangeFeed, DeltaRounds, SyncStates
 from shared.calendars import CalendarRepository, CalendarService, RoomDiscovery, SpaceLinks
 from shared.connector import Connector, RunRecords, delete_subscription_quietly
 from shared.graph import GraphClient, SubscriptionManager, TokenProvider
@@ -31,7 +31,14 @@ from shared.ncrontab import Schedule
 from shared.notifications import NotificationInbox, SubscriptionIndex
 from shared.settings import Settings
 from shared.spaces import SpaceDirectory
-from shared.storage import CALENDAR_CHANGES_QUEUE, CONTAINER_NAMES, REPORTS_CONTAINER, Parallel, StorageAccount
+from shared.storage import (
+    CALENDAR_CHANGES_QUEUE,
+    CONTAINER_NAMES,
+    REPORTS_CONTAINER,
+    LockRows,
+    Parallel,
+    StorageAccount,
+)
 
 # How long a sync round waits out Graph's throttling before it puts its message back for later.
 SYNC_MAX_WAIT_SECONDS = 10.0
@@ -77,6 +84,7 @@ class AppContext:
     notifications: NotificationInbox
     bookings: Bookings
     sync: BookingSync
+    writes: BookingWrites
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -146,6 +154,10 @@ class AppContext:
                 on_subscribed=lambda rooms: sync.request_resync(rooms, "a new subscription")),
             notifications=NotificationInbox(calendars=calendar_rows, index=index, queue=changes_queue),
             bookings=bookings, sync=sync,
+            writes=BookingWrites(graph=graph, spaces=spaces, calendars=calendar_rows, store=booking_rows,
+                                 states=sync_states, feed=feed, locks=LockRows(storage.table("BookingLocks")),
+                                 parallel=parallel, max_hours=settings.max_booking_hours,
+                                 days_back=settings.sync_days_back, days_ahead=settings.sync_days_ahead),
         )
 
 

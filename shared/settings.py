@@ -46,6 +46,7 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
     "UPLOADS_CONTAINER": "Blob container the CSV import watches (default 'calendar-uploads').",
     "FUNCTION_TIME_LIMIT_SECONDS": "Seconds a background run may work before it stops claiming "
     "new work (default 480, below the host's functionTimeout).",
+    "MAX_BOOKING_HOURS": "Longest booking the bookings API writes to a room's calendar, in hours (default 24).",
     "SYNC_DAYS_BACK": "Days before today whose bookings are kept (default 1).",
     "SYNC_DAYS_AHEAD": "Days after today whose bookings are kept (default 180). The window moves daily.",
     "SYNC_SWEEP_SCHEDULE": "NCRONTAB schedule of the sync sweep, which asks for the daily full round of each "
@@ -73,6 +74,7 @@ class Settings:
     connect_schedule: str = DEFAULT_CONNECT_SCHEDULE
     uploads_container: str = DEFAULT_UPLOADS_CONTAINER
     function_time_limit_seconds: int = 480
+    max_booking_hours: int = 24
     sync_days_back: int = 1
     sync_days_ahead: int = 180
     sync_sweep_schedule: str = DEFAULT_SYNC_SWEEP_SCHEDULE
@@ -147,6 +149,7 @@ class Settings:
         sweep_schedule = get("SYNC_SWEEP_SCHEDULE", DEFAULT_SYNC_SWEEP_SCHEDULE)
         if len(sweep_schedule.split()) != 6:
             raise SettingsError("setting SYNC_SWEEP_SCHEDULE is malformed: expected six NCRONTAB fields")
+        max_hours = _whole(get("MAX_BOOKING_HOURS", "24"), "MAX_BOOKING_HOURS", 1, 24 * 14, "hours")
         days_back = _whole(get("SYNC_DAYS_BACK", "1"), "SYNC_DAYS_BACK", 0, 31)
         days_ahead = _whole(get("SYNC_DAYS_AHEAD", "180"), "SYNC_DAYS_AHEAD", 1, 730)
 
@@ -173,17 +176,18 @@ class Settings:
             connect_schedule=schedule,
             uploads_container=get("UPLOADS_CONTAINER", DEFAULT_UPLOADS_CONTAINER),
             function_time_limit_seconds=time_limit,
+            max_booking_hours=max_hours,
             sync_days_back=days_back,
             sync_days_ahead=days_ahead,
             sync_sweep_schedule=sweep_schedule,
         )
 
 
-def _whole(text: str | None, name: str, lowest: int, highest: int) -> int:
+def _whole(text: str | None, name: str, lowest: int, highest: int, unit: str = "days") -> int:
     try:
         value = int(text or "")
     except ValueError:
-        raise SettingsError(f"setting {name} is malformed: expected a whole number of days") from None
+        raise SettingsError(f"setting {name} is malformed: expected a whole number of {unit}") from None
     if not lowest <= value <= highest:
         raise SettingsError(f"setting {name} must be between {lowest} and {highest}")
     return value
