@@ -103,6 +103,14 @@ SCHEMAS: dict[str, Any] = {
             "space_id": _nullable("string"), "booking_id": _nullable("string"), "reason": _nullable("string"),
             "calendar": {"type": "object"}, "booking": {"type": "object", "nullable": True}}}},
         "cursor": STRING, "more": {"type": "boolean"}}},
+    "Readiness": {"type": "object", "required": ["access", "findings", "counts"], "properties": {
+        "account_id": STRING, "access": {"type": "string", "enum": ["tenant_wide", "rooms_only", "unknown"]},
+        "access_detail": STRING, "checked_at": TIME, "rooms_checked": {"type": "integer"},
+        "rooms_with_findings": {"type": "integer"},
+        "findings": {"type": "array", "items": {"type": "object", "properties": {
+            "kind": STRING, "severity": STRING, "reason": STRING, "fix": STRING, "room": _nullable("string")}}},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "scripts": {"type": "object", "properties": {"rbac": STRING, "room_settings": STRING}}}},
     "AuditEntry": {"type": "object", "properties": {"at": STRING, "actor": STRING, "action": STRING,
                                                     "target": STRING, "outcome": STRING, "detail": {"type": "object"}}},
 }
@@ -114,6 +122,7 @@ EMAIL = {"name": "email", "in": "path", "required": True, "schema": {"type": "st
 PAGE_SIZE = {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
 TOKEN = {"name": "continuation_token", "in": "query", "schema": {"type": "string", "maxLength": 2000}}
 WRITE_ERRORS = (*ADMIN_ERRORS, "502", "503")
+SCRIPT_RESPONSE = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 BOOKING_CHANGE = {"type": "object", "properties": {
     "start": {"type": "string", "maxLength": 40}, "end": {"type": "string", "maxLength": 40},
     "subject": {"type": "string", "maxLength": 300},
@@ -313,6 +322,21 @@ PATHS: dict[str, Any] = {
                                       {"name": "limit", "in": "query",
                                        "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
                           errors=(*ADMIN_ERRORS, "410"))},
+    "/api/accounts/{account_id}/readiness": {
+        "get": _operation("Readiness: how far the app reaches in the tenant and what each room needs", "200",
+                          _json(_ref("Readiness")), parameters=CAL)},
+    "/api/accounts/{account_id}/readiness/check": {
+        "post": _operation("Check again: the app's access, then the account's rooms (or the rooms named)", "200",
+                           _json(_ref("Readiness")), parameters=CAL, errors=(*ADMIN_ERRORS, "502", "503"),
+                           request=_json({"type": "object", "properties": {"rooms": {
+                               "type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 320}}}}))},
+    "/api/accounts/{account_id}/readiness/rbac.ps1": {
+        "get": _operation("The RBAC for Applications script that scopes the app to room mailboxes", "200",
+                          SCRIPT_RESPONSE, parameters=CAL)},
+    "/api/accounts/{account_id}/readiness/room-settings.ps1": {
+        "get": _operation("The Set-CalendarProcessing script for the account's rooms (or those named)", "200",
+                          SCRIPT_RESPONSE, parameters=[ACCOUNT_ID, _query("rooms", maxLength=4000),
+                                                       _query("external", enum=["true", "false"])])},
     "/api/notifications": {"post": _webhook("Graph change notifications")},
     "/api/notifications/lifecycle": {"post": _webhook("Graph lifecycle notifications")},
 }

@@ -29,6 +29,7 @@ from shared.imports import CalendarImports, ImportRecords
 from shared.models import iso, utc_now
 from shared.ncrontab import Schedule
 from shared.notifications import NotificationInbox, SubscriptionIndex
+from shared.readiness import Readiness, ReadinessRecords
 from shared.settings import Settings
 from shared.spaces import SpaceDirectory
 from shared.storage import (
@@ -85,6 +86,7 @@ class AppContext:
     bookings: Bookings
     sync: BookingSync
     writes: BookingWrites
+    readiness: Readiness
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -125,6 +127,10 @@ class AppContext:
             next_run_at=lambda: iso(schedule.next_after(utc_now())), hooks=bookings,
         )
 
+        readiness = Readiness(graph=graph, accounts=account_rows, calendars=calendar_rows, bookings=booking_rows,
+                              records=ReadinessRecords(storage.table("Readiness")), parallel=parallel,
+                              client_id=settings.entra_client_id)
+
         def reauthorized(account_id: str) -> None:
             calendars.requeue_after_reauthorization(account_id)
             sync.request_account_resync(account_id, "the account was re-authenticated")
@@ -133,14 +139,15 @@ class AppContext:
             states=ConsentStates(storage.table("ConsentStates"), settings.state_signing_key),
             accounts=account_rows, audit=audit, graph=graph, login_base_url=settings.login_base_url,
             client_id=settings.entra_client_id, redirect_uri=settings.consent_redirect_uri,
-            admin_page_url=settings.admin_page_url, on_reauthorized=reauthorized,
+            admin_page_url=settings.admin_page_url, on_reauthorized=reauthorized, on_verified=readiness.check,
         )
         accounts = AccountService(accounts=account_rows, consent=consent, graph=graph, audit=audit,
-                                  calendars=calendars)
+                                  calendars=calendars, forget=readiness.records.forget)
         return cls(
             settings=settings, storage=storage, graph=graph, audit=audit, accounts=accounts, consent=consent,
             calendars=calendars,
-            discovery=RoomDiscovery(graph=graph, accounts=account_rows, calendars=calendar_rows, spaces=spaces),
+            discovery=RoomDiscovery(graph=graph, accounts=account_rows, calendars=calendar_rows, spaces=spaces,
+                                    findings=readiness.room_findings),
             spaces=spaces,
             imports=CalendarImports(
                 blobs=storage.blobs, uploads_container=settings.uploads_container,
@@ -158,6 +165,7 @@ class AppContext:
                                  states=sync_states, feed=feed, locks=LockRows(storage.table("BookingLocks")),
                                  parallel=parallel, max_hours=settings.max_booking_hours,
                                  days_back=settings.sync_days_back, days_ahead=settings.sync_days_ahead),
+            readiness=readiness,
         )
 
 

@@ -9,12 +9,12 @@ endpoints; only configuration points them at the simulator.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from shared.errors import SettingsError
+from shared.identifiers import GUID
 
 MICROSOFT_LOGIN_BASE_URL = "https://login.microsoftonline.com"
 MICROSOFT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
@@ -53,7 +53,6 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
     "connected calendar and removes what removed calendars left (default '0 5 * * * *', hourly).",
 }
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ class Settings:
             raise SettingsError("setting DataStorage is malformed: expected a storage connection string")
 
         client_id = require("ENTRA_CLIENT_ID")
-        if not _GUID.match(client_id):
+        if not GUID.match(client_id):
             raise SettingsError("setting ENTRA_CLIENT_ID is malformed: expected a GUID")
         client_secret = require("ENTRA_CLIENT_SECRET")
         signing_key = require("STATE_SIGNING_KEY")

@@ -17,7 +17,7 @@ from azure.storage.queue import QueueServiceClient
 from shared.storage.tables import Table
 
 TABLE_NAMES = ("Accounts", "Calendars", "Spaces", "SpaceIndex", "ConsentStates", "Imports", "Audit", "ConnectorRuns",
-               "Subscriptions", "Bookings", "SyncStates", "BookingChanges", "BookingLocks")
+               "Subscriptions", "Bookings", "SyncStates", "BookingChanges", "BookingLocks", "Readiness")
 REPORTS_CONTAINER = "import-reports"
 CONTAINER_NAMES = (REPORTS_CONTAINER,)
 CALENDAR_CHANGES_QUEUE = "calendar-changes"
