@@ -96,7 +96,8 @@ SCHEMAS: dict[str, Any] = {
         "seen_by_sync": {"type": "boolean"}}},
     "BookingRange": {"type": "object", "required": ["items", "start", "end"], "properties": {
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Booking"}}, "start": STRING,
-        "end": STRING, "synced_at": TIME, "window": {"type": "object", "nullable": True}}},
+        "end": STRING, "synced_at": TIME, "window": {"type": "object", "nullable": True},
+        "sync": {"$ref": "#/components/schemas/SyncSummary"}}},
     "BookingChanges": {"type": "object", "required": ["items", "cursor", "more"], "properties": {
         "items": {"type": "array", "items": {"type": "object", "properties": {
             "kind": {"type": "string", "enum": ["upserted", "removed", "space_reset"]}, "at": STRING,

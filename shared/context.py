@@ -94,7 +94,8 @@ class AppContext:
             storage = StorageAccount.from_connection_string(settings.storage_connection_string)
         else:
             storage = StorageAccount.from_managed_identity(settings.storage_account_name or "")
-        storage.ensure_created(container_names=(settings.uploads_container, *CONTAINER_NAMES))
+        storage.ensure_created(container_names=(settings.uploads_container, *CONTAINER_NAMES),
+                               containers_and_queues=settings.storage_connection_string is not None)
         http = build_http_session(settings)
         tokens = TokenProvider(login_base_url=settings.login_base_url, client_id=settings.entra_client_id,
                                client_secret=settings.entra_client_secret, http=http)
