@@ -1,6 +1,6 @@
 """A connected room's bookings on the admin page, in headless Chromium against devhost, Azurite and
 m365sim: the calendars table shows each room's sync and follows new bookings made "from Outlook"
-without a reload.
+without a reload; the Bookings dialog lists today and the next 7 days and follows new bookings.
 
 Waits only with Playwright's auto-waiting `expect(...)` (and `wait_until` for the API's side).
 """
@@ -8,13 +8,15 @@ Waits only with Playwright's auto-waiting `expect(...)` (and `wait_until` for th
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import shoot
-from tests.e2e.pages import calendar_row, open_manage
+from tests.e2e.conftest import PHONE, shoot, sign_in
+from tests.e2e.pages import calendar_row, open_manage, row_action
+from tests.helpers import wait_until
 from tests.integration.sync_support import at, book, linked_room
 
 pytestmark = pytest.mark.e2e
@@ -22,6 +24,20 @@ pytestmark = pytest.mark.e2e
 # A sync round follows Graph's change notification within seconds; the table polls every 12 s.
 SYNC_TIMEOUT = 60_000
 ORGANIZER = {"emailAddress": {"name": "Ines Park", "address": "ines.park@contoso.com"}}
+
+
+def calendar_bookings(admin: Any, room: dict[str, Any]) -> list[dict[str, Any]]:
+    response = admin.get(f"/api/accounts/{room['account_id']}/calendars/{room['email']}/bookings")
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+def open_bookings(page: Page, email: str) -> Any:
+    row_action(page, email, "Bookings")
+    dialog = page.get_by_role("dialog", name=f"Bookings: {email}")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator(".bookings-area")).to_have_attribute("aria-busy", "false")
+    return dialog
 
 
 def test_the_table_shows_a_rooms_sync_and_follows_new_bookings_without_reloading(
@@ -49,3 +65,60 @@ def test_the_table_shows_a_rooms_sync_and_follows_new_bookings_without_reloading
     expect(search).to_be_focused()
     assert navigations == [], navigations
     shoot(page, "15-calendar-sync-state")
+
+
+def test_the_bookings_dialog_lists_today_and_the_next_seven_days(admin_page: Any, admin: Any, stack: Any,
+                                                                 fire: Any) -> None:
+    page, _problems = admin_page
+    room = linked_room(admin, stack, fire)
+    book(stack, room, "Board meeting", at(2), at(3), organizer=ORGANIZER)
+    book(stack, room, "Secret offsite", at(5), at(6), sensitivity="private")
+    holiday = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=2)
+    book(stack, room, "Company holiday", holiday, holiday + timedelta(days=1), isAllDay=True, organizer=ORGANIZER)
+    wait_until(lambda: len(calendar_bookings(admin, room)) == 3, timeout=60, message="the bookings never synced")
+    open_manage(page, stack.base_url, room["account_id"])
+
+    dialog = open_bookings(page, room["email"])
+    expect(dialog).to_contain_text("Today and the next 7 days, in your time zone")
+    days = dialog.locator(".booking-day h4")
+    expect(days).to_have_count(8)
+    expect(days.first).to_contain_text(re.compile(r"^Today, "))
+    expect(days.nth(1)).to_contain_text(re.compile(r"^Tomorrow, "))
+    board = dialog.locator("li.booking").filter(has_text="Board meeting")
+    expect(board).to_contain_text("Organizer: Ines Park (ines.park@contoso.com)")
+    expect(board.locator(".booking-when")).to_have_text(re.compile(r"^\d{1,2}:\d{2}\s?([AP]M)?–\d{1,2}:\d{2}"))
+    expect(dialog.locator("li.booking").filter(has_text="Private")).to_have_count(1)
+    expect(dialog.get_by_text("Secret offsite")).to_have_count(0)  # a private subject never reaches the page
+    expect(dialog.locator(".sync-summary")).to_contain_text("Last synced")
+    # The browser runs in UTC (conftest.TIME_ZONE): the all-day booking is on the third day shown.
+    third_day = dialog.locator(".booking-day").nth(2)
+    expect(third_day.locator("li.booking").first).to_contain_text("All dayCompany holiday")
+
+    # A booking made while the dialog is open shows up in it on its own.
+    book(stack, room, "Walk-in", at(4), at(5), organizer=ORGANIZER)
+    expect(dialog.locator("li.booking").filter(has_text="Walk-in")).to_be_visible(timeout=SYNC_TIMEOUT)
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(page.get_by_role("button", name=f"More actions for {room['email']}")).to_be_focused()
+
+
+def test_phone_width_shows_sync_and_the_bookings_dialog_without_sideways_scrolling(
+        launch: Any, admin: Any, stack: Any, fire: Any) -> None:
+    room = linked_room(admin, stack, fire)
+    book(stack, room, "A rather long meeting subject that has to wrap on a phone", at(2), at(3), organizer=ORGANIZER)
+    wait_until(lambda: calendar_bookings(admin, room), timeout=60, message="the booking never synced")
+    _context, page, problems = launch(viewport=PHONE)
+    sign_in(page, stack.base_url)
+    open_manage(page, stack.base_url, room["account_id"])
+    sync = calendar_row(page, room["email"]).locator("td.sync-cell")
+    expect(sync).to_contain_text("Last synced")
+    expect(sync).to_have_attribute("data-label", "Sync")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    calendar_row(page, room["email"]).scroll_into_view_if_needed()
+    shoot(page, "18-phone-calendar-sync", full_page=False)
+    dialog = open_bookings(page, room["email"])
+    expect(dialog.locator("li.booking")).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    dialog.locator("li.booking").scroll_into_view_if_needed()
+    shoot(page, "19-phone-bookings-dialog", full_page=False)
+    assert problems.page_errors == [] and problems.csp_violations == []

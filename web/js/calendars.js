@@ -7,6 +7,7 @@
 // 10,000 rows in the browser.
 import { api, seg } from './api.js';
 import { announce, h, uniqueId } from './dom.js';
+import { openBookingsDialog } from './bookings.js';
 import { confirmDialog } from './dialogs.js';
 import {
   CALENDAR_STATUS_LABELS, formatDue, formatDateTime, plural, refreshRelativeTimes, spaceLabel, statusBadge, timeElement,
@@ -243,13 +244,20 @@ export async function renderCalendars(main, accountId, context) {
   };
 
   const calendarRow = (calendar) => {
-    const items = [{
+    const items = [];
+    if (calendar.status === 'connected') {
+      items.push({
+        label: 'Bookings',
+        onSelect: () => openBookingsDialog(accountId, calendar, { onClosed: () => loadPage({ fromPoll: true }) }),
+      });
+    }
+    items.push({
       label: 'Link to space',
       onSelect: () => openLinkDialog(accountId, calendar, (updated, space) => {
         showNotice({ kind: 'success', id: 'row-action', title: `Linked ${calendar.email} to ${spaceLabel(updated.space || space)}.` });
         loadPage();
       }),
-    }];
+    });
     if (calendar.space) items.push({ label: 'Unlink from space', onSelect: () => unlink(calendar) });
     items.push({ label: 'Remove Calendar', danger: true, onSelect: () => remove(calendar) });
     const reason = calendar.status_reason || (calendar.status === 'failed' ? calendar.last_error : null);

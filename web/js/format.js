@@ -77,6 +77,8 @@ export function spaceWhere(space) {
 
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 const shortDay = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'short' });
+const longDay = new Intl.DateTimeFormat(undefined, { weekday: 'long', day: 'numeric', month: 'long' });
+const shortDayUtc = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'short', timeZone: 'UTC' });
 const dayMonth = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' });
 const dayMonthYear = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -118,9 +120,11 @@ export function startOfLocalDay(value = new Date()) {
   return date;
 }
 
-/** "2025-06-03" of a moment in the browser's time zone. */
-export function dayKey(date) {
-  const parts = [date.getFullYear(), date.getMonth() + 1, date.getDate()];
+/** "2025-06-03" of a moment in the browser's time zone (or in UTC, for an all-day booking's date). */
+export function dayKey(date, utc = false) {
+  const parts = utc
+    ? [date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDate()]
+    : [date.getFullYear(), date.getMonth() + 1, date.getDate()];
   return parts.map((part, index) => String(part).padStart(index ? 2 : 4, '0')).join('-');
 }
 
@@ -132,6 +136,12 @@ function relativeDayName(date) {
   tomorrow.setDate(tomorrow.getDate() + 1);
   if (key === dayKey(tomorrow)) return 'Tomorrow';
   return null;
+}
+
+/** "Today, Tuesday 3 June", "Tomorrow, …", "Thursday 5 June": a day's heading. */
+export function dayHeading(date) {
+  const name = relativeDayName(date);
+  return name ? `${name}, ${longDay.format(date)}` : longDay.format(date);
 }
 
 /** "14:00–15:00" in local time; "23:00 – Wed 4 Jun, 01:00" when it ends on another day. */
@@ -155,6 +165,23 @@ export function dayAndTimeRange(start, end) {
   return `${relativeDayName(from) || shortDay.format(from)} ${timeRange(start, end)}`;
 }
 
+/** The date an all-day booking's start or end stands for, as a UTC midnight. It is midnight in
+ * the event's own zone, which the API gives as a UTC moment: the nearest UTC midnight is that date
+ * for every zone from UTC-11 to UTC+11, whether Graph answered at UTC midnight or converted. */
+export function allDayDate(value) {
+  const date = parse(value);
+  return date ? new Date(Math.round(date.getTime() / DAY_MS) * DAY_MS) : null;
+}
+
+/** "All day", or "All day, 3 days (until Thu 5 Jun)". */
+export function allDayLabel(start, end) {
+  const from = allDayDate(start);
+  const to = allDayDate(end);
+  const days = from && to ? Math.max(1, Math.round((to.getTime() - from.getTime()) / DAY_MS)) : 1;
+  if (days === 1) return 'All day';
+  return `All day, ${days} days (until ${shortDayUtc.format(new Date(to.getTime() - DAY_MS))})`;
+}
+
 /** "2 Jun – 29 Nov" (with the year when it is not this year's). */
 export function dateRange(start, end) {
   const from = parse(start);
@@ -165,3 +192,6 @@ export function dateRange(start, end) {
   return `${pick(from)} – ${pick(to)}`;
 }
 
+export function localTimeZoneName() {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || 'your local time zone';
+}
