@@ -1,14 +1,17 @@
 // The Bookings dialog of one connected room: its bookings from the start of today to 7 days on,
-// grouped by day in the browser's time zone, and the room's sync state. While open it refreshes
-// on its own without moving focus or scroll (a refresh that changed nothing leaves the list
-// alone); closing it stops every timer.
+// grouped by day in the browser's time zone, the room's sync state, and the connection test.
+// While open it refreshes on its own without moving focus or scroll (a refresh that changed nothing
+// leaves the list alone); closing it stops every timer, and a test booking the connection test
+// left behind is cancelled (or the page says it is still there, and when).
 import { api, seg } from './api.js';
 import { h, uniqueId } from './dom.js';
 import { openDialog } from './dialogs.js';
 import {
   allDayDate, allDayLabel, dayHeading, dayKey, localTimeZoneName, plural, refreshRelativeTimes, startOfLocalDay, timeRange,
 } from './format.js';
+import { showNotice } from './notices.js';
 import { bookingsCountLine, syncProblems, syncStatusLine } from './sync.js';
+import { connectionTest } from './connection-test.js';
 
 const REFRESH_MS = 10000;
 const DAYS = 8; // today and the next 7 days
@@ -137,8 +140,11 @@ export function openBookingsDialog(accountId, calendar, { onClosed } = {}) {
     return sync;
   };
 
+  const test = connectionTest({ path, email: calendar.email, loadBookings, loadSync });
+
   const refresh = async () => {
     if (closed) return;
+    // The connection test polls the bookings itself while it waits: no second request then.
     const bookingsDue = Date.now() - loadedAt >= REFRESH_MS / 2;
     await Promise.allSettled([
       loadSync().catch((error) => {
@@ -165,13 +171,17 @@ export function openBookingsDialog(accountId, calendar, { onClosed } = {}) {
     onClose: () => {
       closed = true;
       window.clearTimeout(timer);
-      if (onClosed) onClosed();
+      test.stop().then((notice) => {
+        if (notice) showNotice(notice);
+        if (onClosed) onClosed();
+      });
     },
     build: ({ dialog, body, footer, close }) => {
       dialogElement = dialog;
       const daysHeadingId = uniqueId('bookings-days');
       body.append(
         h('section', { class: 'dialog-section', 'aria-label': 'Sync' }, syncArea),
+        test.section,
         h('section', { class: 'dialog-section', 'aria-labelledby': daysHeadingId },
           h('h3', { id: daysHeadingId }, 'Today and the next 7 days'), refreshProblem, listArea));
       footer.append(h('button', { type: 'button', class: 'button', onclick: () => close('close') }, 'Close'));

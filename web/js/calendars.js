@@ -248,6 +248,7 @@ export async function renderCalendars(main, accountId, context) {
     if (calendar.status === 'connected') {
       items.push({
         label: 'Bookings',
+        // Back from the dialog, the table shows what the connection test changed (a refused write).
         onSelect: () => openBookingsDialog(accountId, calendar, { onClosed: () => loadPage({ fromPoll: true }) }),
       });
     }
