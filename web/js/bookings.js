@@ -7,7 +7,8 @@ import { api, seg } from './api.js';
 import { h, uniqueId } from './dom.js';
 import { openDialog } from './dialogs.js';
 import {
-  allDayDate, allDayLabel, dayHeading, dayKey, localTimeZoneName, plural, refreshRelativeTimes, startOfLocalDay, timeRange,
+  CALENDAR_STATUS_LABELS, allDayDate, allDayLabel, dayHeading, dayKey, localTimeZoneName, plural,
+  refreshRelativeTimes, startOfLocalDay, timeRange,
 } from './format.js';
 import { showNotice } from './notices.js';
 import { bookingsCountLine, syncProblems, syncStatusLine } from './sync.js';
@@ -130,7 +131,8 @@ export function openBookingsDialog(accountId, calendar, { onClosed } = {}) {
       syncKey = key;
       const lines = [];
       if (current.status !== 'connected') {
-        lines.push(h('p', { class: 'warning-text' }, `This calendar is ${String(current.status)} now: its bookings `
+        const status = CALENDAR_STATUS_LABELS[current.status] || String(current.status);
+        lines.push(h('p', { class: 'warning-text' }, `This calendar is ${status.toLowerCase()} now: its bookings `
           + 'are synced only while it is connected.'));
       }
       if (sync) lines.push(syncStatusLine(sync), bookingsCountLine(sync), syncProblems(sync));
@@ -148,7 +150,9 @@ export function openBookingsDialog(accountId, calendar, { onClosed } = {}) {
     const bookingsDue = Date.now() - loadedAt >= REFRESH_MS / 2;
     await Promise.allSettled([
       loadSync().catch((error) => {
-        if (!closed && !syncKey) syncArea.replaceChildren(h('p', { class: 'error-text' }, `The sync state could not be loaded: ${error.message}`));
+        if (!closed && !syncKey) {
+          syncArea.replaceChildren(h('p', { class: 'error-text' }, `The sync state could not be loaded: ${error.message}`));
+        }
         throw error;
       }),
       bookingsDue ? loadBookings() : null,

@@ -143,7 +143,7 @@ export function connectionTest({ path, email, loadBookings, loadSync }) {
       ok: false,
       message: `The booking did not come back through sync within ${SYNC_WAIT_MS / 1000} seconds. `
         + 'Microsoft Graph\'s change notifications must reach this app at its PUBLIC_BASE_URL (a public https '
-        + 'address): check that setting and the calendar\'s sync error shown above.'
+        + 'address): check that setting, and the calendar\'s sync error above if it shows one.'
         + (syncError || (lastProblem ? ` The bookings could not be read: ${lastProblem}` : '')),
     };
   };
