@@ -31,6 +31,7 @@ from shared.errors import (
     NotFound,
     TooLarge,
     Unauthenticated,
+    Unavailable,
     UnsupportedMediaType,
     UpstreamError,
 )
@@ -52,6 +53,7 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     TooLarge: 413,
     UnsupportedMediaType: 415,
     UpstreamError: 502,
+    Unavailable: 503,
     GraphError: 502,
     TokenRefused: 409,
     IdentityUnavailable: 503,
@@ -82,7 +84,9 @@ def error_response(error: Exception) -> func.HttpResponse:
     for cls in type(error).__mro__:
         if cls in STATUS_BY_ERROR:
             status = STATUS_BY_ERROR[cls]
-            return json_response({"error": {"code": error.code, "message": error.message}}, status)
+            retry_after = getattr(error, "retry_after", None)
+            headers = {"Retry-After": str(max(1, int(retry_after + 0.999)))} if retry_after is not None else None
+            return json_response({"error": {"code": error.code, "message": error.message}}, status, headers)
     incident = uuid.uuid4().hex[:12]
     log.exception("unhandled error, incident %s", incident)
     return json_response(

@@ -96,5 +96,15 @@ class UpstreamError(DomainError):
     code = "upstream_error"
 
 
+class Unavailable(DomainError):
+    """A service behind us asks us to wait (503): try again after `retry_after` seconds."""
+
+    code = "unavailable"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class SettingsError(Exception):
     """A setting is missing or malformed; raised at start, names the setting."""
