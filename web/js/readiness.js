@@ -143,13 +143,22 @@ export function readinessPanel(accountId, { isDisposed }) {
       .filter(([kind, count]) => roomKinds.has(kind) && count > 0)
       .sort((a, b) => b[1] - a[1] || kindLabel(a[0]).localeCompare(kindLabel(b[0])));
     const unchecked = state.calendarCount !== null ? Math.max(0, state.calendarCount - checked) : 0;
+    let summaryLine;
+    if (checked) {
+      summaryLine = h('p', { class: 'rooms-summary' }, `${plural(checked, 'room')} checked: `
+        + `${withFindings ? `${withFindings.toLocaleString()} with findings` : 'no problems found'}.`);
+    } else if (unchecked) {
+      summaryLine = h('p', { class: 'rooms-summary warning-text' }, unchecked === 1
+        ? 'This account\'s calendar has not been checked yet: press Re-check.'
+        : `None of this account's ${unchecked.toLocaleString()} calendars has been checked yet: press Re-check.`);
+    } else {
+      summaryLine = h('p', { class: 'rooms-summary' }, 'No room of this account has been checked yet.');
+    }
     const section = h('section', { class: 'readiness-rooms', 'aria-labelledby': roomsHeadingId },
       h('h3', { id: roomsHeadingId }, 'Rooms'),
-      h('p', { class: 'rooms-summary' }, checked
-        ? `${plural(checked, 'room')} checked: ${withFindings ? `${withFindings.toLocaleString()} with findings` : 'no problems found'}.`
-        : 'No room of this account has been checked yet.'),
-      unchecked ? h('p', { class: 'warning-text unchecked' }, `${plural(unchecked, 'calendar')} of this account `
-        + `${unchecked === 1 ? 'is' : 'are'} not checked yet (added since the last check): Re-check checks `
+      summaryLine,
+      checked && unchecked ? h('p', { class: 'warning-text unchecked' }, `${plural(unchecked, 'calendar')} added since `
+        + `the last check ${unchecked === 1 ? 'is' : 'are'} not checked yet: Re-check checks `
         + `${unchecked === 1 ? 'it' : 'them'}.`) : null);
     if (counts.length) {
       section.append(h('ul', { class: 'readiness-counts', 'aria-label': 'Findings by kind' },
@@ -252,7 +261,8 @@ export function readinessPanel(accountId, { isDisposed }) {
     let note;
     if (calendars) {
       downloads.push(h('a', { class: 'button', href: link({ external: state.external }), download: true,
-        dataset: { script: 'all', focusKey: 'readiness:script-all' } }, `Download for all ${plural(calendars, 'room')} (.ps1)`));
+        dataset: { script: 'all', focusKey: 'readiness:script-all' } },
+      `Download for ${calendars === 1 ? 'the 1 room' : `all ${plural(calendars, 'room')}`} (.ps1)`));
     }
     if (!calendars) note = 'Add rooms first: the script is for this account\'s rooms.';
     else if (!picks.length) note = 'For some rooms only, choose them in the list of rooms with findings.';
