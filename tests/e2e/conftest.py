@@ -158,3 +158,10 @@ def shoot(page: Any, name: str, full_page: bool = True) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def shoot_part(locator: Any, name: str) -> Path:
+    """A screenshot of one part of the page (a panel), for the docs."""
+    path = SCREENSHOTS / f"{name}.png"
+    locator.screenshot(path=str(path))
+    return path

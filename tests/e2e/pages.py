@@ -1,6 +1,6 @@
 """How the e2e tests find their way around the admin page: open Manage Calendars, wait for the
-calendars table to settle, find a calendar's row, pick a row action. Locators only; no waiting by
-sleeping and no test logic."""
+calendars table to settle, find a calendar's row, pick a row action, find the Readiness panel and
+a room's row in its findings. Locators only; no waiting by sleeping and no test logic."""
 
 from __future__ import annotations
 
@@ -28,3 +28,12 @@ def calendar_row(page: Page, email: str) -> Any:
 def row_action(page: Page, email: str, action: str) -> None:
     page.get_by_role("button", name=f"More actions for {email}").click()
     page.get_by_role("menuitem", name=action).click()
+
+
+def readiness_panel(page: Page) -> Any:
+    return page.get_by_role("region", name="Readiness")
+
+
+def finding_row(panel: Any, email: str) -> Any:
+    """A room's row in the Readiness panel's list of rooms with findings."""
+    return panel.locator("table.readiness-table tbody tr").filter(has=panel.page.get_by_role("rowheader", name=email))

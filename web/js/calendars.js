@@ -1,8 +1,9 @@
-// Manage Calendars for one account: add by email, Options for Adding Room, Connect Calendars,
-// and the calendars table (filters, search, server paging by continuation token, per-row actions,
-// each connected calendar's booking sync). While anything is queued, connecting or importing the
+// Manage Calendars for one account: the tenant's readiness, add by email, Options for Adding Room,
+// Connect Calendars, and the calendars table (filters, search, server paging by continuation token,
+// per-row actions, each connected calendar's booking sync). While anything is queued, connecting or importing the
 // screen polls every 2 s, and gently (every 12 s) while a shown calendar is connected, so status and
 // sync changes show without a browser refresh; a poll that changed nothing leaves the table alone.
+// The readiness report follows the calendars gently: refreshed when their count changed, not per poll.
 // Only one page of calendars is ever held: 10,000 calendars are 200 pages of 50 on the server, not
 // 10,000 rows in the browser.
 import { api, seg } from './api.js';
@@ -16,6 +17,7 @@ import { openLinkDialog } from './link.js';
 import { actionMenu, isMenuOpen } from './menu.js';
 import { showNotice } from './notices.js';
 import { optionsPanel } from './options.js';
+import { readinessPanel } from './readiness.js';
 import { syncCell } from './sync.js';
 
 const POLL_MS = 2000;
@@ -44,9 +46,11 @@ export async function renderCalendars(main, accountId, context) {
   };
   document.addEventListener('visibilitychange', onVisibility);
   // Registered after setScreen: setScreen disposes the screen that was there before.
+  let readiness = null;
   context.onDispose(() => {
     state.disposed = true;
     window.clearTimeout(state.pollTimer);
+    if (readiness) readiness.dispose();
     document.removeEventListener('visibilitychange', onVisibility);
   });
 
@@ -148,8 +152,12 @@ export async function renderCalendars(main, accountId, context) {
     }
   };
 
+  // --- Readiness ----------------------------------------------------------------------------
+  readiness = readinessPanel(accountId, { isDisposed: () => state.disposed });
+
   // --- Options for Adding Room --------------------------------------------------------------
   const options = optionsPanel(accountId, {
+    onReadinessChecked: (report) => readiness.show(report),
     onChanged: () => { loadPage(); },
     setImporting: (value) => {
       state.importing = value;
@@ -340,6 +348,7 @@ export async function renderCalendars(main, accountId, context) {
       state.counts = data.counts || null;
       state.watchingSync = items.some((calendar) => calendar.status === 'connected');
       renderCounts(state.counts);
+      readiness.noteCalendars(state.counts);
       const key = JSON.stringify(items);
       // A poll that changed nothing leaves the table (and the keyboard focus in it) alone;
       // only its "5 minutes ago" texts move on.
@@ -390,6 +399,7 @@ export async function renderCalendars(main, accountId, context) {
   main.replaceChildren(
     h('p', { class: 'breadcrumb' }, h('a', { href: '#/' }, '← Calendar Integrations')),
     title, accountLine, accountWarning,
+    readiness.panel,
     h('section', { class: 'panel', 'aria-labelledby': 'add-heading' },
       h('h2', { id: 'add-heading' }, 'Add a room calendar'), addForm),
     options.panel,
@@ -403,6 +413,7 @@ export async function renderCalendars(main, accountId, context) {
       h('nav', { class: 'pager', 'aria-label': 'Calendar pages' }, prevButton, pageInfo, nextButton)),
   );
   title.focus({ preventScroll: true });
+  readiness.load();
   await loadPage();
   options.resumeRunningImport();
 }

@@ -1,11 +1,14 @@
 // Options for Adding Room: the .CSV template, Upload CSV (with validate-only) and its report,
-// and Discover rooms from the tenant (pick, approve suggested links, add in one request).
+// and Discover rooms from the tenant (pick, approve suggested links, add in one request; what the
+// last readiness check found for each room, and Check these rooms).
 import { api, seg } from './api.js';
 import { announce, h, uniqueId } from './dom.js';
 import { floorLabel, formatDateTime, plural, spaceLabel } from './format.js';
+import { roomReadiness } from './readiness.js';
 
 const IMPORT_POLL_MS = 1000;
 const FINISHED = new Set(['completed', 'failed']);
+const CHECK_CHUNK = 200; // rooms per readiness check: each call answers in seconds
 
 function reportHref(accountId, record) {
   // Only our own API's addresses become links.
@@ -57,9 +60,10 @@ export function importReport(accountId, record) {
 
 /**
  * The Options for Adding Room panel. `onChanged()` refreshes the calendars table;
- * `setImporting(bool)` tells the screen an import is running (it polls meanwhile).
+ * `setImporting(bool)` tells the screen an import is running (it polls meanwhile);
+ * `onReadinessChecked(report)` hands the account's readiness report after Check these rooms.
  */
-export function optionsPanel(accountId, { onChanged, setImporting, isDisposed }) {
+export function optionsPanel(accountId, { onChanged, setImporting, isDisposed, onReadinessChecked }) {
   const fileId = uniqueId('csv-file');
   const validateId = uniqueId('validate-only');
   const fileInput = h('input', { id: fileId, type: 'file', accept: '.csv,text/csv', name: 'file' });
@@ -147,6 +151,85 @@ export function optionsPanel(accountId, { onChanged, setImporting, isDisposed })
   };
   discoverButton.addEventListener('click', discover);
 
+  /** Check these rooms: the listed rooms' readiness, a few hundred per request, then each room's marker. */
+  const readinessCheck = (rooms, choices) => {
+    const helpId = uniqueId('check-rooms-help');
+    // aria-disabled, not disabled, while it runs: a disabled button would drop the keyboard focus.
+    const button = h('button', { type: 'button', class: 'button', 'aria-describedby': helpId }, 'Check these rooms');
+    const status = h('p', { class: 'check-status', role: 'status' });
+    const problem = h('div', { class: 'check-error', role: 'alert' });
+    let running = false;
+    const setRunning = (value) => {
+      running = value;
+      if (value) button.setAttribute('aria-disabled', 'true');
+      else button.removeAttribute('aria-disabled');
+      button.textContent = value ? 'Checking…' : 'Check these rooms';
+    };
+    button.addEventListener('click', async () => {
+      if (running) return;
+      setRunning(true);
+      problem.replaceChildren();
+      const emails = rooms.map((room) => room.email);
+      let report = null;
+      let checked = 0;
+      try {
+        for (let start = 0; start < emails.length; start += CHECK_CHUNK) {
+          const chunk = emails.slice(start, start + CHECK_CHUNK);
+          status.textContent = emails.length > CHECK_CHUNK
+            ? `Checking rooms ${(start + 1).toLocaleString()}–${(start + chunk.length).toLocaleString()} of `
+              + `${emails.length.toLocaleString()}…`
+            : `Checking ${plural(emails.length, 'room')}…`;
+          try {
+            report = await api('POST', `/api/accounts/${seg(accountId)}/readiness/check`, { json: { rooms: chunk } });
+          } catch (error) {
+            if (isDisposed()) return;
+            problem.replaceChildren(h('p', { class: 'error-text' }, checked
+              ? `The check stopped after ${plural(checked, 'room')}: ${error.message}`
+              : `The rooms could not be checked: ${error.message}`));
+            break;
+          }
+          if (isDisposed()) return;
+          checked += chunk.length;
+        }
+        if (report && onReadinessChecked) onReadinessChecked(report);
+        if (!checked) {
+          status.textContent = '';
+          return;
+        }
+        // The check answers with the account's report (its calendars only); what it found for rooms not
+        // added yet, Discover's own list says.
+        let data;
+        try {
+          data = await api('GET', `/api/accounts/${seg(accountId)}/rooms`);
+        } catch (error) {
+          if (isDisposed()) return;
+          status.textContent = '';
+          problem.replaceChildren(h('p', { class: 'error-text' },
+            `${plural(checked, 'room')} checked, but the findings could not be read back: ${error.message}`));
+          return;
+        }
+        if (isDisposed()) return;
+        const found = new Map((Array.isArray(data && data.items) ? data.items : []).map((item) => [item.email, item.readiness]));
+        let withFindings = 0;
+        for (const choice of choices) {
+          if (!found.has(choice.room.email)) continue;
+          choice.room.readiness = found.get(choice.room.email);
+          if (Array.isArray(choice.room.readiness) && choice.room.readiness.length) withFindings += 1;
+          choice.readinessCell.replaceChildren(roomReadiness(choice.room.readiness));
+        }
+        status.textContent = `Checked ${plural(checked, 'room')}: `
+          + `${withFindings ? `${plural(withFindings, 'room')} with findings` : 'no problems found'}.`;
+      } finally {
+        setRunning(false);
+      }
+    });
+    return h('div', { class: 'discover-check' },
+      h('div', { class: 'form-actions' }, button),
+      h('p', { id: helpId, class: 'help' }, 'Checks that each listed room is a room mailbox this app can reach; '
+        + 'what it finds shows in the Readiness column.'),
+      status, problem);
+  };
+
   const roomsPicker = (data) => {
     const rooms = Array.isArray(data && data.items) ? data.items : [];
     const wrapper = h('div', { class: 'rooms-picker' });
@@ -181,7 +264,8 @@ export function optionsPanel(accountId, { onChanged, setImporting, isDisposed })
           h('label', { for: approveId }, `Link to ${spaceLabel(room.suggested_space)}${confidence}`));
       }
       const emailCell = h('td', { 'data-label': 'Email' }, room.email, room.added ? h('span', { class: 'sub' }, 'Already added') : null);
-      choices.push({ room, pick, approve, emailCell });
+      const readinessCell = h('td', { class: 'readiness-cell', 'data-label': 'Readiness' }, roomReadiness(room.readiness));
+      choices.push({ room, pick, approve, emailCell, readinessCell });
       const where = [room.building, room.floor !== null && room.floor !== undefined && room.floor !== '' ? floorLabel(room.floor) : null]
         .filter(Boolean).join(', ');
       return h('tr', {},
@@ -189,7 +273,8 @@ export function optionsPanel(accountId, { onChanged, setImporting, isDisposed })
           h('label', { for: pickId }, h('span', { class: 'visually-hidden' }, 'Add '), name))),
         emailCell,
         h('td', { 'data-label': 'Where' }, where || '—', room.capacity ? h('span', { class: 'sub' }, `${room.capacity} seats`) : null),
-        h('td', { 'data-label': 'Suggested space' }, suggestion));
+        h('td', { 'data-label': 'Suggested space' }, suggestion),
+        readinessCell);
     });
     selectAll.addEventListener('change', () => {
       for (const choice of choices) if (!choice.room.added) choice.pick.checked = selectAll.checked;
@@ -229,12 +314,14 @@ export function optionsPanel(accountId, { onChanged, setImporting, isDisposed })
     });
     updateCount();
     wrapper.append(
+      readinessCheck(rooms, choices),
       h('div', { class: 'check select-all' }, selectAll, h('label', { for: selectAllId }, 'Select all rooms not yet added')),
       h('table', { class: 'table compact-table responsive-table rooms-table' },
         h('caption', {}, `${plural(rooms.length, 'room')} found in the tenant`),
         h('thead', {}, h('tr', {},
           h('th', { scope: 'col' }, 'Room'), h('th', { scope: 'col' }, 'Email'),
-          h('th', { scope: 'col' }, 'Where'), h('th', { scope: 'col' }, 'Suggested space'))),
+          h('th', { scope: 'col' }, 'Where'), h('th', { scope: 'col' }, 'Suggested space'),
+          h('th', { scope: 'col' }, 'Readiness'))),
         h('tbody', {}, rows)),
       h('div', { class: 'form-actions' }, addButton),
       resultArea);
