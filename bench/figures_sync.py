@@ -43,6 +43,7 @@ from bench.sync_rooms import (
     connected_rooms,
     graph_time,
     tomorrow,
+    wait_for_quiet,
     wait_for_states,
 )
 from devhost.functions import read_host_json
@@ -102,6 +103,7 @@ def sync(bench: Bench, sizes: dict[str, int]) -> list[Figure]:
 def booking_latency(bench: Bench, context: AppContext, room_count: int, rate: int, seconds: int,
                     bare_rounds: int) -> list[Figure]:
     rooms = connected_rooms(bench, room_count, with_spaces=True)
+    wait_for_quiet(bench)
     bare = _bare_rounds(bench, context, bare_rounds)
     bare_p50, bare_p95 = percentile(bare, 0.5) * 1000, percentile(bare, 0.95) * 1000
 
@@ -339,6 +341,7 @@ def _read_back(bench: Bench, rooms: Rooms, made: list[Made]) -> tuple[int, int, 
 # --- initial sync -----------------------------------------------------------------------------
 
 def initial_sync(bench: Bench, context: AppContext, room_count: int, per_room: int) -> Figure:
+    drained = wait_for_quiet(bench)  # what the latency figure left, so these rooms connect on a quiet host
     rooms = connected_rooms(bench, room_count, with_spaces=False)
     _seed(bench, rooms, per_room)
     mailboxes = [entity.get("mailbox_id") or entity["RowKey"] for entity in bench.calendars.query_all(
@@ -353,6 +356,7 @@ def initial_sync(bench: Bench, context: AppContext, room_count: int, per_room: i
     plain_started = time.perf_counter()
     events_read = sum(like_the_listener(read_round, mailboxes, options.batch_size, options.new_batch_threshold))
     plain_seconds = time.perf_counter() - plain_started
+    wait_for_quiet(bench)
 
     log, load = DevhostLog(bench.stack.devhost_log), Load(bench.stack)
     running: list[int] = []
@@ -384,7 +388,8 @@ def initial_sync(bench: Bench, context: AppContext, room_count: int, per_room: i
              f"rounds (all pages, maxpagesize 200) read from the bench process with the product's Graph client by "
              f"a loop that keeps devhost's queue concurrency for sync_changes (host.json: {options.batch_size} "
              f"fetched once <= {options.new_batch_threshold} run, so <= {most} at once) and stores nothing: "
-             f"{plain_seconds:.1f} s, {events_read:,} events. {sync_lines}; {cpu}")
+             f"{plain_seconds:.1f} s, {events_read:,} events. {sync_lines}; {cpu}. Before the set-up, "
+             f"{drained:.0f} s waited for calendar-changes to drain")
 
 
 def _seed(bench: Bench, rooms: Rooms, per_room: int, rooms_per_call: int = 100) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from bench.support import Bench, BenchError, percentile
 from shared.bookings import SyncState
 from shared.models import CalendarStatus
+from shared.storage import CALENDAR_CHANGES_QUEUE
 
 LATENCY_MS = 50
 SPACE_IMPORT_CHUNK = 5000
@@ -99,6 +100,26 @@ def _link_spaces(bench: Bench, rooms: Rooms) -> list[str]:
     return [space["id"] for space in spaces]
 
 
+def wait_for_quiet(bench: Bench, timeout: float = 900, quiet_seconds: float = 3) -> float:
+    """Until `calendar-changes` holds no message (visible or running) and devhost has logged nothing
+    for `quiet_seconds`: the work a figure left (a backlog, the sim's retried deliveries) must not
+    be measured by the next one. Returns the seconds waited."""
+    queue = bench.storage.queues.get_queue_client(CALENDAR_CHANGES_QUEUE)
+    log = bench.stack.devhost_log
+    started = time.monotonic()
+    quiet_since, size = started, -1
+    while True:
+        now = time.monotonic()
+        grown = log.stat().st_size if log is not None and log.is_file() else 0
+        if queue.get_queue_properties().approximate_message_count or grown != size:
+            quiet_since, size = now, grown
+        elif now - quiet_since >= quiet_seconds:
+            return now - started
+        if now - started > timeout:
+            raise BenchError(f"calendar-changes did not drain within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
 def sync_states(bench: Bench, rooms: Rooms) -> list[SyncState]:
     return [SyncState.from_entity(entity) for entity in bench.storage.table("SyncStates").query_all(
         "PartitionKey eq @a", parameters={"a": rooms.account_id})]
@@ -153,6 +174,7 @@ class DevhostLog:
             lines = log.read().splitlines()
         outcomes: Counter[str] = Counter()
         durations: dict[str, list[float]] = {}
+        discarded = sum(1 for line in lines if "Connection pool is full, discarding connection" in line)
         for line in lines:
             if found := self.OUTCOME.search(line):
                 outcomes[_kind_of(found.group(1))] += 1
@@ -164,6 +186,8 @@ class DevhostLog:
             if values:
                 parts.append(f"{name} {len(values)} runs, p50 {percentile(values, 0.5):.0f} ms, "
                              f"p95 {percentile(values, 0.95):.0f} ms")
+        if discarded:
+            parts.append(f"{discarded:,} storage connections discarded (urllib3: connection pool is full)")
         return "devhost: " + "; ".join(parts) if parts else "devhost: no sync lines logged"
 
 
