@@ -2,7 +2,19 @@
 
 import azure.functions as func
 
-from blueprints import accounts, bookings, calendars, connector, health, imports, openapi, spaces, sync, webhooks
+from blueprints import (
+    accounts,
+    bookings,
+    calendars,
+    connector,
+    health,
+    imports,
+    openapi,
+    readiness,
+    spaces,
+    sync,
+    webhooks,
+)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(health.bp)
@@ -15,3 +27,4 @@ app.register_functions(connector.bp)
 app.register_functions(webhooks.bp)
 app.register_functions(bookings.bp)
 app.register_functions(sync.bp)
+app.register_functions(readiness.bp)

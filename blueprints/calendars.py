@@ -90,4 +90,5 @@ def discover_rooms(call: ApiCall) -> object:
 @admin_api
 def list_audit(call: ApiCall) -> object:
     return get_context().audit.page(page_size=call.query_int("page_size", 50, maximum=200),
-                                    continuation_token=call.query("continuation_token"))
+                                    continuation_token=call.query("continuation_token"),
+                                    actor=call.query("actor"), action=call.query("action"))

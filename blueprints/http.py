@@ -31,10 +31,12 @@ from shared.errors import (
     NotFound,
     TooLarge,
     Unauthenticated,
+    Unavailable,
     UnsupportedMediaType,
     UpstreamError,
 )
 from shared.graph import GraphError, IdentityUnavailable, TokenRefused
+from shared.json_input import parse_json_object
 from shared.models import Principal
 
 log = logging.getLogger("rcc.http")
@@ -51,13 +53,13 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     TooLarge: 413,
     UnsupportedMediaType: 415,
     UpstreamError: 502,
+    Unavailable: 503,
     GraphError: 502,
     TokenRefused: 409,
     IdentityUnavailable: 503,
     DomainError: 400,
 }
 
-MAX_JSON_BODY_BYTES = 1024 * 1024
 # The claim types Entra ID tokens carry roles and a user's sign-in name in, as Easy Auth passes them.
 ROLE_CLAIM = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
 UPN_CLAIM = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
@@ -82,7 +84,9 @@ def error_response(error: Exception) -> func.HttpResponse:
     for cls in type(error).__mro__:
         if cls in STATUS_BY_ERROR:
             status = STATUS_BY_ERROR[cls]
-            return json_response({"error": {"code": error.code, "message": error.message}}, status)
+            retry_after = getattr(error, "retry_after", None)
+            headers = {"Retry-After": str(max(1, int(retry_after + 0.999)))} if retry_after is not None else None
+            return json_response({"error": {"code": error.code, "message": error.message}}, status, headers)
     incident = uuid.uuid4().hex[:12]
     log.exception("unhandled error, incident %s", incident)
     return json_response(
@@ -166,16 +170,8 @@ class ApiCall:
                 raise Invalid("the request needs a JSON body")
             self._json = {}
             return self._json
-        if len(body) > MAX_JSON_BODY_BYTES:
-            raise TooLarge("the JSON body is larger than 1 MiB")
-        try:
-            value = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise Invalid("the body is not valid JSON") from None
-        if not isinstance(value, dict):
-            raise Invalid("the JSON body must be an object")
-        self._json = value
-        return value
+        self._json = parse_json_object(body, what="the JSON body")
+        return self._json
 
 
 def _content_type(req: func.HttpRequest) -> str:

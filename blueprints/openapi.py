@@ -42,6 +42,11 @@ def _items(properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": ["items"], "properties": {
         "items": {"type": "array", "items": {"type": "object", "properties": properties}}}}
 TIME = _nullable("string")
+CONNECTOR_RUN = {"type": "object", "required": ["state", "started_at"], "properties": {
+    "run_id": _nullable("string"), "state": {"type": "string", "enum": ["running", "finished", "interrupted"]},
+    "started_at": TIME, "finished_at": TIME, "last_seen_at": TIME,
+    **{name: {"type": "integer"} for name in ("claimed", "connected", "renewed", "failed", "throttled",
+                                              "left_for_next_run")}}}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
@@ -64,7 +69,7 @@ SCHEMAS: dict[str, Any] = {
     "Calendar": {"type": "object", "required": ["email", "status"], "properties": {
         "email": STRING, "account_id": STRING,
         "status": {"type": "string", "enum": ["added", "queued", "connecting", "connected", "failed"]},
-        "status_reason": _nullable("string"),
+        "status_reason": _nullable("string"), "waiting_until": TIME,
         "failure_kind": _nullable("string", enum=["consent", "permission", "mailbox", "policy", "transient", None]),
         "resync_needed": {"type": "boolean"}, "space": _ref("SpaceRef"), "display_name": _nullable("string"),
         "subscription_expires_at": TIME, "attempts": {"type": "integer"}, "next_attempt_at": TIME,
@@ -92,18 +97,34 @@ SCHEMAS: dict[str, Any] = {
         "is_all_day": {"type": "boolean"}, "subject": _nullable("string"), "is_private": {"type": "boolean"},
         "organizer": {"type": "object", "properties": {"name": STRING, "email": STRING}}, "show_as": STRING,
         "is_cancelled": {"type": "boolean"}, "type": STRING, "series_master_id": _nullable("string"),
-        "ical_uid": STRING, "change_key": STRING}},
+        "ical_uid": STRING, "change_key": STRING, "created_by_connector": {"type": "boolean"},
+        "seen_by_sync": {"type": "boolean"}}},
     "BookingRange": {"type": "object", "required": ["items", "start", "end"], "properties": {
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Booking"}}, "start": STRING,
-        "end": STRING, "synced_at": TIME, "window": {"type": "object", "nullable": True}}},
+        "end": STRING, "synced_at": TIME, "window": {"type": "object", "nullable": True},
+        "sync": {"$ref": "#/components/schemas/SyncSummary"}}},
     "BookingChanges": {"type": "object", "required": ["items", "cursor", "more"], "properties": {
         "items": {"type": "array", "items": {"type": "object", "properties": {
             "kind": {"type": "string", "enum": ["upserted", "removed", "space_reset"]}, "at": STRING,
             "space_id": _nullable("string"), "booking_id": _nullable("string"), "reason": _nullable("string"),
             "calendar": {"type": "object"}, "booking": {"type": "object", "nullable": True}}}},
         "cursor": STRING, "more": {"type": "boolean"}}},
+    "ConnectorStatus": {"type": "object", "required": ["last_run", "interrupted_run", "running", "next_run_at"],
+                        "properties": {
+        "last_run": {**CONNECTOR_RUN, "nullable": True}, "interrupted_run": {**CONNECTOR_RUN, "nullable": True},
+        "running": {"type": "array", "items": CONNECTOR_RUN}, "next_run_at": TIME}},
+    "Readiness": {"type": "object", "required": ["access", "findings", "counts"], "properties": {
+        "account_id": STRING, "access": {"type": "string", "enum": ["tenant_wide", "rooms_only", "unknown"]},
+        "access_detail": STRING, "checked_at": TIME, "rooms_checked": {"type": "integer"},
+        "rooms_with_findings": {"type": "integer"},
+        "findings": {"type": "array", "items": {"type": "object", "properties": {
+            "kind": STRING, "severity": STRING, "reason": STRING, "fix": STRING, "room": _nullable("string")}}},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "scripts": {"type": "object", "properties": {"rbac": STRING, "room_settings": STRING}}}},
     "AuditEntry": {"type": "object", "properties": {"at": STRING, "actor": STRING, "action": STRING,
-                                                    "target": STRING, "outcome": STRING, "detail": {"type": "object"}}},
+                                                    "target": STRING, "outcome": STRING, "detail": {"type": "object"},
+                                                    "count": {"type": "integer", "minimum": 1},
+                                                    "first_at": STRING}},
 }
 
 ACCOUNT_ID = {"name": "account_id", "in": "path", "required": True,
@@ -112,6 +133,13 @@ EMAIL = {"name": "email", "in": "path", "required": True, "schema": {"type": "st
                                                                    "maxLength": 320}}
 PAGE_SIZE = {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
 TOKEN = {"name": "continuation_token", "in": "query", "schema": {"type": "string", "maxLength": 2000}}
+WRITE_ERRORS = (*ADMIN_ERRORS, "502", "503")
+SCRIPT_RESPONSE = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+BOOKING_CHANGE = {"type": "object", "properties": {
+    "start": {"type": "string", "maxLength": 40}, "end": {"type": "string", "maxLength": 40},
+    "subject": {"type": "string", "maxLength": 300},
+    "organizer": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 300},
+                                                   "email": {"type": "string", "maxLength": 320}}}}}
 RANGE = [{"name": name, "in": "query", "description": "ISO 8601 with an offset, e.g. 2026-12-01T09:00:00Z",
           "schema": {"type": "string", "maxLength": 40}} for name in ("start", "end")]
 
@@ -228,8 +256,11 @@ PATHS: dict[str, Any] = {
                           _object(items={"type": "array"}, sources={"type": "object"}, note=_nullable("string")),
                           parameters=CAL, errors=(*ADMIN_ERRORS, "502", "503")),
     },
-    "/api/audit": {"get": _operation("The audit log, newest first", "200", _json(_page("AuditEntry")),
-                                     parameters=[PAGE_SIZE, TOKEN])},
+    "/api/audit": {"get": _operation("The audit log, newest first; only one actor's or one action's entries when "
+                                     "asked. Refused consent callbacks are counted: one entry a minute with its "
+                                     "count", "200", _json(_page("AuditEntry")),
+                                     parameters=[PAGE_SIZE, TOKEN, _query("actor", maxLength=256),
+                                                 _query("action", maxLength=256)])},
     "/api/spaces": {"get": _operation("Search spaces by number prefix or name", "200", _json(_page("Space")),
                                       parameters=[_query("q", maxLength=200), PAGE_SIZE, TOKEN])},
     "/api/spaces/import": {
@@ -270,11 +301,34 @@ PATHS: dict[str, Any] = {
     "/api/accounts/{account_id}/imports/{import_id}/report.csv": {
         "get": _operation("The import's per-row report", "200", CSV_RESPONSE,
                           parameters=[ACCOUNT_ID, _path("import_id")])},
-    "/api/connector/status": {"get": _operation("Connector runs: last and next", "200", _json({"type": "object"}))},
+    "/api/connector/status": {"get": _operation(
+        "Connector runs: the last finished, the newest interrupted since (killed midway), those running, the next",
+        "200", _json(_ref("ConnectorStatus")))},
     "/api/spaces/{space_id}/bookings": {
         "get": _operation("The space's bookings in a range (its linked calendar's), by start; admins and the app "
                           "role bookings.read", "200", _json(_ref("BookingRange")),
-                          parameters=[_path("space_id"), *RANGE])},
+                          parameters=[_path("space_id"), *RANGE]),
+        "post": _operation("Book the space: the event lands on its room's calendar (Idempotency-Key required); "
+                           "admins and the app role bookings.write", "201", _json(_ref("Booking")),
+                           parameters=[_path("space_id"), {"name": "Idempotency-Key", "in": "header", "required": True,
+                                                           "schema": {"type": "string", "minLength": 1,
+                                                                      "maxLength": 128}}],
+                           request=_json(BOOKING_CHANGE), errors=WRITE_ERRORS)},
+    "/api/spaces/{space_id}/bookings/{booking_id}": {
+        "patch": _operation("Move or rename a booking made through this API", "200", _json(_ref("Booking")),
+                            parameters=[_path("space_id"), _path("booking_id", maxLength=512)],
+                            request=_json(BOOKING_CHANGE), errors=WRITE_ERRORS),
+        "delete": _operation("Cancel a booking made through this API", "200",
+                             _object(cancelled=STRING, space_id=_nullable("string")),
+                             parameters=[_path("space_id"), _path("booking_id", maxLength=512)],
+                             errors=WRITE_ERRORS)},
+    "/api/accounts/{account_id}/calendars/{email}/test-booking": {
+        "post": _operation("Book the next free 15 minutes as a connection test", "201", _json(_ref("Booking")),
+                           parameters=CAL_ONE, errors=WRITE_ERRORS)},
+    "/api/accounts/{account_id}/calendars/{email}/bookings/{booking_id}": {
+        "delete": _operation("Cancel a booking made through this product", "200",
+                             _object(cancelled=STRING, space_id=_nullable("string")),
+                             parameters=[*CAL_ONE, _path("booking_id", maxLength=512)], errors=WRITE_ERRORS)},
     "/api/accounts/{account_id}/calendars/{email}/bookings": {
         "get": _operation("A calendar's bookings in a range, by start", "200", _json(_ref("BookingRange")),
                           parameters=[ACCOUNT_ID, EMAIL, *RANGE])},
@@ -285,6 +339,21 @@ PATHS: dict[str, Any] = {
                                       {"name": "limit", "in": "query",
                                        "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
                           errors=(*ADMIN_ERRORS, "410"))},
+    "/api/accounts/{account_id}/readiness": {
+        "get": _operation("Readiness: how far the app reaches in the tenant and what each room needs", "200",
+                          _json(_ref("Readiness")), parameters=CAL)},
+    "/api/accounts/{account_id}/readiness/check": {
+        "post": _operation("Check again: the app's access, then the account's rooms (or the rooms named)", "200",
+                           _json(_ref("Readiness")), parameters=CAL, errors=(*ADMIN_ERRORS, "502", "503"),
+                           request=_json({"type": "object", "properties": {"rooms": {
+                               "type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 320}}}}))},
+    "/api/accounts/{account_id}/readiness/rbac.ps1": {
+        "get": _operation("The RBAC for Applications script that scopes the app to room mailboxes", "200",
+                          SCRIPT_RESPONSE, parameters=CAL)},
+    "/api/accounts/{account_id}/readiness/room-settings.ps1": {
+        "get": _operation("The Set-CalendarProcessing script for the account's rooms (or those named)", "200",
+                          SCRIPT_RESPONSE, parameters=[ACCOUNT_ID, _query("rooms", maxLength=4000),
+                                                       _query("external", enum=["true", "false"])])},
     "/api/notifications": {"post": _webhook("Graph change notifications")},
     "/api/notifications/lifecycle": {"post": _webhook("Graph lifecycle notifications")},
 }

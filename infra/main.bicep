@@ -54,6 +54,11 @@ param adminRole string = 'administrator'
 @maxValue(3600)
 param functionTimeLimitSeconds int = 480
 
+@description('Longest booking the bookings API writes, in hours.')
+@minValue(1)
+@maxValue(336)
+param maxBookingHours int = 24
+
 @description('Days before today whose bookings are kept.')
 @minValue(0)
 @maxValue(31)
@@ -201,6 +206,7 @@ module functionApp 'modules/functionapp.bicep' = {
     connectSchedule: connectSchedule
     adminRole: adminRole
     functionTimeLimitSeconds: functionTimeLimitSeconds
+    maxBookingHours: maxBookingHours
     syncDaysBack: syncDaysBack
     syncDaysAhead: syncDaysAhead
     syncSweepSchedule: syncSweepSchedule

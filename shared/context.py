@@ -21,7 +21,7 @@ from requests.adapters import HTTPAdapter
 
 from shared.accounts import AccountRepository, AccountService, ConsentService, ConsentStates
 from shared.audit import AuditLog
-from shared.bookings import Bookings, BookingStore, BookingSync, ChangeFeed, DeltaRounds, SyncStates
+from shared.bookings import Bookings, BookingStore, BookingSync, BookingWrites, ChangeFeed, DeltaRounds, SyncStates
 from shared.calendars import CalendarRepository, CalendarService, RoomDiscovery, SpaceLinks
 from shared.connector import Connector, RunRecords, delete_subscription_quietly
 from shared.graph import GraphClient, SubscriptionManager, TokenProvider
@@ -29,9 +29,17 @@ from shared.imports import CalendarImports, ImportRecords
 from shared.models import iso, utc_now
 from shared.ncrontab import Schedule
 from shared.notifications import NotificationInbox, SubscriptionIndex
+from shared.readiness import Readiness, ReadinessRecords
 from shared.settings import Settings
 from shared.spaces import SpaceDirectory
-from shared.storage import CALENDAR_CHANGES_QUEUE, CONTAINER_NAMES, REPORTS_CONTAINER, Parallel, StorageAccount
+from shared.storage import (
+    CALENDAR_CHANGES_QUEUE,
+    CONTAINER_NAMES,
+    REPORTS_CONTAINER,
+    LockRows,
+    Parallel,
+    StorageAccount,
+)
 
 # How long a sync round waits out Graph's throttling before it puts its message back for later.
 SYNC_MAX_WAIT_SECONDS = 10.0
@@ -77,6 +85,8 @@ class AppContext:
     notifications: NotificationInbox
     bookings: Bookings
     sync: BookingSync
+    writes: BookingWrites
+    readiness: Readiness
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -84,7 +94,8 @@ class AppContext:
             storage = StorageAccount.from_connection_string(settings.storage_connection_string)
         else:
             storage = StorageAccount.from_managed_identity(settings.storage_account_name or "")
-        storage.ensure_created(container_names=(settings.uploads_container, *CONTAINER_NAMES))
+        storage.ensure_created(container_names=(settings.uploads_container, *CONTAINER_NAMES),
+                               containers_and_queues=settings.storage_connection_string is not None)
         http = build_http_session(settings)
         tokens = TokenProvider(login_base_url=settings.login_base_url, client_id=settings.entra_client_id,
                                client_secret=settings.entra_client_secret, http=http)
@@ -111,11 +122,16 @@ class AppContext:
             rounds=DeltaRounds(graph=graph, store=booking_rows, feed=feed, max_wait_seconds=SYNC_MAX_WAIT_SECONDS),
             queue=changes_queue, parallel=parallel, days_back=settings.sync_days_back,
             days_ahead=settings.sync_days_ahead)
+        runs = RunRecords(storage.table("ConnectorRuns"), schedule)
         calendars = CalendarService(
             calendars=calendar_rows, accounts=account_rows, links=links, audit=audit,
             remove_subscription=functools.partial(delete_subscription_quietly, subscriptions, index),
-            next_run_at=lambda: iso(schedule.next_after(utc_now())), hooks=bookings,
+            next_run_at=lambda: iso(schedule.next_after(utc_now())), hooks=bookings, live_runs=runs.live_run_ids,
         )
+
+        readiness = Readiness(graph=graph, accounts=account_rows, calendars=calendar_rows, bookings=booking_rows,
+                              records=ReadinessRecords(storage.table("Readiness")), parallel=parallel,
+                              client_id=settings.entra_client_id)
 
         def reauthorized(account_id: str) -> None:
             calendars.requeue_after_reauthorization(account_id)
@@ -125,14 +141,15 @@ class AppContext:
             states=ConsentStates(storage.table("ConsentStates"), settings.state_signing_key),
             accounts=account_rows, audit=audit, graph=graph, login_base_url=settings.login_base_url,
             client_id=settings.entra_client_id, redirect_uri=settings.consent_redirect_uri,
-            admin_page_url=settings.admin_page_url, on_reauthorized=reauthorized,
+            admin_page_url=settings.admin_page_url, on_reauthorized=reauthorized, on_verified=readiness.check,
         )
         accounts = AccountService(accounts=account_rows, consent=consent, graph=graph, audit=audit,
-                                  calendars=calendars)
+                                  calendars=calendars, forget=readiness.records.forget)
         return cls(
             settings=settings, storage=storage, graph=graph, audit=audit, accounts=accounts, consent=consent,
             calendars=calendars,
-            discovery=RoomDiscovery(graph=graph, accounts=account_rows, calendars=calendar_rows, spaces=spaces),
+            discovery=RoomDiscovery(graph=graph, accounts=account_rows, calendars=calendar_rows, spaces=spaces,
+                                    findings=readiness.room_findings),
             spaces=spaces,
             imports=CalendarImports(
                 blobs=storage.blobs, uploads_container=settings.uploads_container,
@@ -141,11 +158,16 @@ class AppContext:
                 queue_for_connection=calendars.queue_calendars_for_connection, hooks=bookings),
             connector=Connector(
                 calendars=calendar_rows, account_service=accounts, graph=graph, subscriptions=subscriptions,
-                index=index, runs=RunRecords(storage.table("ConnectorRuns"), schedule),
+                index=index, runs=runs,
                 signing_key=settings.state_signing_key, time_limit_seconds=settings.function_time_limit_seconds,
                 on_subscribed=lambda rooms: sync.request_resync(rooms, "a new subscription")),
             notifications=NotificationInbox(calendars=calendar_rows, index=index, queue=changes_queue),
             bookings=bookings, sync=sync,
+            writes=BookingWrites(graph=graph, spaces=spaces, calendars=calendar_rows, store=booking_rows,
+                                 states=sync_states, feed=feed, locks=LockRows(storage.table("BookingLocks")),
+                                 parallel=parallel, max_hours=settings.max_booking_hours,
+                                 days_back=settings.sync_days_back, days_ahead=settings.sync_days_ahead),
+            readiness=readiness,
         )
 
 

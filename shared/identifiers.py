@@ -13,11 +13,12 @@ from typing import Any
 from shared.errors import Invalid
 
 # 8-4-4-4-12 hex digits, either case (callers lower-case what they keep).
-GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+# `\Z`, not `$`: `$` also matches before a trailing newline, which must never pass as part of a key.
+GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z", re.IGNORECASE)
 # A DNS name of ASCII labels, lower case (IDN look-alikes must be typed in their xn-- form).
-DOMAIN_NAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+DOMAIN_NAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]\Z")
 # The local part of a mailbox address as Exchange Online allows it (no quoted forms).
-_LOCAL_PART = re.compile(r"^[a-z0-9!$%&'*+=^_`{|}~-]+(?:\.[a-z0-9!$%&'*+=^_`{|}~-]+)*$")
+_LOCAL_PART = re.compile(r"^[a-z0-9!$%&'*+=^_`{|}~-]+(?:\.[a-z0-9!$%&'*+=^_`{|}~-]+)*\Z")
 MAX_EMAIL_LENGTH = 254
 
 

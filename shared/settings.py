@@ -9,12 +9,12 @@ endpoints; only configuration points them at the simulator.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from shared.errors import SettingsError
+from shared.identifiers import GUID
 
 MICROSOFT_LOGIN_BASE_URL = "https://login.microsoftonline.com"
 MICROSOFT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
@@ -46,13 +46,13 @@ SETTING_DESCRIPTIONS: dict[str, str] = {
     "UPLOADS_CONTAINER": "Blob container the CSV import watches (default 'calendar-uploads').",
     "FUNCTION_TIME_LIMIT_SECONDS": "Seconds a background run may work before it stops claiming "
     "new work (default 480, below the host's functionTimeout).",
+    "MAX_BOOKING_HOURS": "Longest booking the bookings API writes to a room's calendar, in hours (default 24).",
     "SYNC_DAYS_BACK": "Days before today whose bookings are kept (default 1).",
     "SYNC_DAYS_AHEAD": "Days after today whose bookings are kept (default 180). The window moves daily.",
     "SYNC_SWEEP_SCHEDULE": "NCRONTAB schedule of the sync sweep, which asks for the daily full round of each "
     "connected calendar and removes what removed calendars left (default '0 5 * * * *', hourly).",
 }
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,7 @@ class Settings:
     connect_schedule: str = DEFAULT_CONNECT_SCHEDULE
     uploads_container: str = DEFAULT_UPLOADS_CONTAINER
     function_time_limit_seconds: int = 480
+    max_booking_hours: int = 24
     sync_days_back: int = 1
     sync_days_ahead: int = 180
     sync_sweep_schedule: str = DEFAULT_SYNC_SWEEP_SCHEDULE
@@ -123,7 +124,7 @@ class Settings:
             raise SettingsError("setting DataStorage is malformed: expected a storage connection string")
 
         client_id = require("ENTRA_CLIENT_ID")
-        if not _GUID.match(client_id):
+        if not GUID.match(client_id):
             raise SettingsError("setting ENTRA_CLIENT_ID is malformed: expected a GUID")
         client_secret = require("ENTRA_CLIENT_SECRET")
         signing_key = require("STATE_SIGNING_KEY")
@@ -147,6 +148,7 @@ class Settings:
         sweep_schedule = get("SYNC_SWEEP_SCHEDULE", DEFAULT_SYNC_SWEEP_SCHEDULE)
         if len(sweep_schedule.split()) != 6:
             raise SettingsError("setting SYNC_SWEEP_SCHEDULE is malformed: expected six NCRONTAB fields")
+        max_hours = _whole(get("MAX_BOOKING_HOURS", "24"), "MAX_BOOKING_HOURS", 1, 24 * 14, "hours")
         days_back = _whole(get("SYNC_DAYS_BACK", "1"), "SYNC_DAYS_BACK", 0, 31)
         days_ahead = _whole(get("SYNC_DAYS_AHEAD", "180"), "SYNC_DAYS_AHEAD", 1, 730)
 
@@ -173,17 +175,18 @@ class Settings:
             connect_schedule=schedule,
             uploads_container=get("UPLOADS_CONTAINER", DEFAULT_UPLOADS_CONTAINER),
             function_time_limit_seconds=time_limit,
+            max_booking_hours=max_hours,
             sync_days_back=days_back,
             sync_days_ahead=days_ahead,
             sync_sweep_schedule=sweep_schedule,
         )
 
 
-def _whole(text: str | None, name: str, lowest: int, highest: int) -> int:
+def _whole(text: str | None, name: str, lowest: int, highest: int, unit: str = "days") -> int:
     try:
         value = int(text or "")
     except ValueError:
-        raise SettingsError(f"setting {name} is malformed: expected a whole number of days") from None
+        raise SettingsError(f"setting {name} is malformed: expected a whole number of {unit}") from None
     if not lowest <= value <= highest:
         raise SettingsError(f"setting {name} must be between {lowest} and {highest}")
     return value

@@ -67,6 +67,9 @@ param adminRole string
 @maxValue(3600)
 param functionTimeLimitSeconds int
 
+@description('Longest booking the bookings API writes, in hours.')
+param maxBookingHours int
+
 @description('Days before today whose bookings are kept.')
 param syncDaysBack int
 
@@ -186,6 +189,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     CONNECT_SCHEDULE: connectSchedule
     UPLOADS_CONTAINER: uploadsContainerName
     FUNCTION_TIME_LIMIT_SECONDS: string(functionTimeLimitSeconds)
+    MAX_BOOKING_HOURS: string(maxBookingHours)
     SYNC_DAYS_BACK: string(syncDaysBack)
     SYNC_DAYS_AHEAD: string(syncDaysAhead)
     SYNC_SWEEP_SCHEDULE: syncSweepSchedule

@@ -17,7 +17,8 @@ from shared.graph import GraphClient, GraphError
 REQUIRED_PERMISSIONS = {
     "Place.Read.All": "list the tenant's rooms and room lists (discover rooms)",
     "User.Read.All": "find each room's mailbox",
-    "Calendars.ReadWrite": "subscribe to room calendars' changes",
+    "Calendars.ReadWrite": "subscribe to room calendars' changes, read their bookings and write bookings back",
+    "MailboxSettings.Read": "tell room mailboxes from people's (mailboxSettings.userPurpose) in readiness checks",
 }
 
 

@@ -56,6 +56,7 @@ class ConsentService:
         redirect_uri: str,
         admin_page_url: str,
         on_reauthorized: Callable[[str], object] | None = None,
+        on_verified: Callable[[str], object] | None = None,
     ) -> None:
         self.states = states
         self.accounts = accounts
@@ -67,6 +68,7 @@ class ConsentService:
         self.redirect_uri = redirect_uri
         self.admin_page_url = admin_page_url
         self.on_reauthorized = on_reauthorized
+        self.on_verified = on_verified
 
     def start(self, account: Account, admin: Principal, purpose: str) -> str:
         """A fresh single-use state for this account and admin, and the consent URL."""
@@ -86,8 +88,9 @@ class ConsentService:
             state_row = self.states.claim(query.get("state") or "", principal)
         except InvalidState as refused:
             log.warning("consent callback refused: %s", refused.outcome)
-            self.audit.record(principal.name if principal else "anonymous", "consent.callback", "-",
-                              outcome=refused.outcome)
+            # Anyone can call this: counted (a row a minute), not a row each, or a loop floods the log.
+            self.audit.count(principal.name if principal else "anonymous", "consent.callback", "-",
+                             outcome=refused.outcome)
             return self._outcome(refused.outcome, None, refused.message)
 
         account = self.accounts.find(state_row["account_id"])
@@ -138,6 +141,11 @@ class ConsentService:
         self.audit.record(admin, "account.verified", account.tenant_name, outcome="ok", missing=missing)
         if was_verified_before and self.on_reauthorized is not None:
             self.on_reauthorized(account.account_id)
+        if self.on_verified is not None:
+            try:
+                self.on_verified(account.account_id)
+            except Exception:  # noqa: BLE001 - a follow-up (the readiness check) never undoes a verified consent
+                log.warning("the follow-up of a verified consent failed for %s", account.account_id, exc_info=True)
         return self._outcome("verified", account.account_id, message)
 
     def _fail(self, account: Account, admin: str, code: str, message: str) -> ConsentOutcome:

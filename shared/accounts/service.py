@@ -6,6 +6,7 @@ so each step can be repeated safely. It never talks HTTP or reads a request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from shared.accounts.capabilities import probe_capabilities
@@ -35,6 +36,7 @@ class AccountService:
         graph: GraphClient,
         audit: AuditLog,
         calendars: AccountCalendars,
+        forget: Callable[[str], object] | None = None,
     ) -> None:
         self.graph = graph
         self.accounts = accounts
@@ -42,6 +44,7 @@ class AccountService:
         self.tokens = graph.tokens
         self.audit = audit
         self.calendars = calendars
+        self.forget = forget
 
     def add(self, tenant_input: Any, admin: Principal) -> dict[str, Any]:
         """A pending account for the tenant and the URL of Microsoft's consent page."""
@@ -73,6 +76,8 @@ class AccountService:
         account = self.accounts.get(account_id)
         removed_calendars = self.calendars.remove_all_calendars(account.account_id, admin.name)
         self.consent.forget_account(account.account_id)
+        if self.forget is not None:
+            self.forget(account.account_id)  # what other capabilities keep of it (readiness)
         self.accounts.delete(account)
         self.tokens.forget(account.tenant_id)
         self.audit.record(admin.name, "account.remove", account.tenant_name, outcome="ok",

@@ -20,6 +20,8 @@ from shared.models import iso
 MAX_SUBJECT_LENGTH = 500
 MAX_NAME_LENGTH = 256
 PRIVATE_SUBJECT = "Private"
+# The transactionId of every event this product creates starts with this.
+TRANSACTION_PREFIX = "rcc-"
 # Graph's sensitivity values that hide the subject (`personal` stays visible, as in Outlook).
 PRIVATE_SENSITIVITIES = {"private", "confidential"}
 # Table Storage keys may not hold these; Graph's ids are base64 and may.
@@ -72,10 +74,20 @@ class Booking:
     series_master_id: str
     change_key: str
     transaction_id: str = ""
+    # Who booked it through the bookings API (the room's own mailbox organises it in Exchange).
+    booked_by_name: str = ""
+    booked_by_email: str = ""
+    # False from the moment the API wrote it until a delta round read it back from Graph.
+    seen_by_sync: bool = True
 
     @property
     def blocks_the_room(self) -> bool:
         return not self.is_cancelled and self.show_as != "free"
+
+    @property
+    def created_by_connector(self) -> bool:
+        """Made through the bookings API: its transactionId is one this product derived."""
+        return self.transaction_id.startswith(TRANSACTION_PREFIX)
 
     def to_entity(self) -> dict[str, Any]:
         values = asdict(self)
@@ -89,6 +101,7 @@ class Booking:
         fields = {name: entity.get(name) for name in cls.__dataclass_fields__ if name not in ("account_id", "email")}
         for name in ("is_all_day", "is_private", "is_cancelled"):
             fields[name] = bool(fields[name])
+        fields["seen_by_sync"] = bool(entity.get("seen_by_sync", True))
         for name, value in fields.items():
             if value is None:
                 fields[name] = ""
@@ -109,13 +122,16 @@ class Booking:
             "is_all_day": self.is_all_day,
             "subject": PRIVATE_SUBJECT if self.is_private else self.subject,
             "is_private": self.is_private,
-            "organizer": {"name": self.organizer_name, "email": self.organizer_email},
+            "organizer": {"name": self.booked_by_name or self.organizer_name,
+                          "email": self.booked_by_email or self.organizer_email},
             "show_as": self.show_as,
             "is_cancelled": self.is_cancelled,
             "type": self.event_type,
             "series_master_id": self.series_master_id or None,
             "ical_uid": self.ical_uid,
             "change_key": self.change_key,
+            "created_by_connector": self.created_by_connector,
+            "seen_by_sync": self.seen_by_sync,
         }
 
 

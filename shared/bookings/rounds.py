@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from shared.bookings.feed import REMOVED, UPSERTED, ChangeFeed, change
@@ -114,6 +114,10 @@ class DeltaRounds:
                 log.warning("skipped an event of %s: %s", calendar.email, reason)
                 continue
             previous = stored.get(booking.booking_id)
+            if previous is not None and previous.booked_by_email:
+                # Who booked it through the API is ours to keep; Graph only knows the room organised it.
+                booking = replace(booking, booked_by_name=previous.booked_by_name,
+                                  booked_by_email=previous.booked_by_email)
             if booking.same_as(previous):
                 continue
             if previous is None:

@@ -81,7 +81,8 @@ class Bookings(CalendarHooks):
         items = self.store.between(calendar.account_id, calendar.email, begin, finish)
         return {"items": [booking.to_api(space_id) for booking in items], "start": iso(begin), "end": iso(finish),
                 "synced_at": state.last_synced_at or None,
-                "window": {"start": state.window_start, "end": state.window_end} if state.window_start else None}
+                "window": {"start": state.window_start, "end": state.window_end} if state.window_start else None,
+                "sync": state.summary() if state.etag else None}
 
     def changes(self, cursor: str | None, limit: int) -> dict[str, Any]:
         return self.feed.page(cursor, limit)

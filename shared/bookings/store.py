@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from shared.bookings.model import Booking, calendar_partition, row_key
-from shared.errors import ConcurrencyConflict
+from shared.errors import ConcurrencyConflict, Conflict
 from shared.models import iso
 from shared.storage import Parallel, Table, in_transactions
 
@@ -61,6 +61,22 @@ class BookingStore:
         operations += [("delete", {"PartitionKey": calendar_partition(b.account_id, b.email),
                                    "RowKey": row_key(b.booking_id)}) for b in removals]
         self._apply(operations)
+
+    def add(self, booking: Booking) -> bool:
+        """Insert a booking the API just made; False when a round stored it first (then only who
+        booked it is merged in, so the round's reading of Graph stands)."""
+        try:
+            self.table.insert(booking.to_entity())
+            return True
+        except Conflict:
+            self.table.transact([("upsert-merge", {
+                "PartitionKey": calendar_partition(booking.account_id, booking.email),
+                "RowKey": row_key(booking.booking_id), "booked_by_name": booking.booked_by_name,
+                "booked_by_email": booking.booked_by_email})])
+            return False
+
+    def remove(self, booking: Booking) -> None:
+        self.table.delete(calendar_partition(booking.account_id, booking.email), row_key(booking.booking_id))
 
     def remove_calendar(self, account_id: str, email: str) -> int:
         """Delete every booking of the calendar; returns how many. Repeatable."""

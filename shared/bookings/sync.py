@@ -173,7 +173,8 @@ class BookingSync:
             0, state.bookings + result.added - result.removed)
         upcoming = [b for b in self.store.between(calendar.account_id, calendar.email, now,
                                                   now + NEXT_BOOKINGS_HORIZON) if b.blocks_the_room][:NEXT_BOOKINGS]
-        state.next_bookings = [{"start": b.start, "end": b.end, "subject": b.to_api()["subject"]} for b in upcoming]
+        state.next_bookings = [{"id": b.booking_id, "start": b.start, "end": b.end, "subject": b.to_api()["subject"],
+                                "is_all_day": b.is_all_day, "is_private": b.is_private} for b in upcoming]
         self._release(state, error="")
         if self.calendars.find(calendar.account_id, calendar.email) is None:
             # Removed while the round ran: what it wrote must not outlive it.

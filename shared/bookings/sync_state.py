@@ -39,6 +39,8 @@ class SyncState:
     last_error: str = ""
     error_at: str = ""
     errors: int = 0
+    write_error: str = ""  # why the last booking written through the API was refused
+    write_error_at: str = ""
     etag: str | None = None
 
     def to_entity(self) -> dict[str, Any]:
@@ -50,14 +52,15 @@ class SyncState:
             "delta_link": self.delta_link, "window_start": self.window_start, "window_end": self.window_end,
             "last_synced_at": self.last_synced_at, "last_full_at": self.last_full_at, "bookings": self.bookings,
             "next_bookings": json.dumps(self.next_bookings), "last_error": self.last_error,
-            "error_at": self.error_at, "errors": self.errors, "_etag": self.etag,
+            "error_at": self.error_at, "errors": self.errors, "write_error": self.write_error,
+            "write_error_at": self.write_error_at, "_etag": self.etag,
         }
 
     @classmethod
     def from_entity(cls, entity: dict[str, Any]) -> SyncState:
         text = {name: str(entity.get(name) or "") for name in (
             "round_started_at", "last_round_started_at", "delta_link", "window_start", "window_end",
-            "last_synced_at", "last_full_at", "last_error", "error_at")}
+            "last_synced_at", "last_full_at", "last_error", "error_at", "write_error", "write_error_at")}
         return cls(account_id=entity["PartitionKey"], email=entity["RowKey"], lease=Lease.from_columns(entity),
                    round_is_full=bool(entity.get("round_is_full")), bookings=int(entity.get("bookings") or 0),
                    errors=int(entity.get("errors") or 0),
@@ -75,6 +78,8 @@ class SyncState:
             "syncing": self.lease is not None and self.lease.is_live(),
             "last_error": self.last_error or None,
             "error_at": self.error_at or None,
+            "write_error": self.write_error or None,
+            "write_error_at": self.write_error_at or None,
         }
 
 

@@ -1,12 +1,14 @@
 """Room discovery: the tenant's room mailboxes from Graph, each with the space it most likely is.
 
 Owns turning Graph's rooms (`shared.graph.places`) into what the Discover dialog shows:
-address, name, building, floor, capacity, whether it is added already, and a suggested space
-that is not linked yet. It never adds anything by itself.
+address, name, building, floor, capacity, whether it is added already, a suggested space
+that is not linked yet, and what the last readiness check found for the room. It never adds
+anything by itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from shared.accounts import AccountRepository
@@ -25,7 +27,8 @@ EMPTY_EXPLANATION = (
 
 class RoomDiscovery:
     def __init__(self, *, graph: GraphClient, accounts: AccountRepository, calendars: CalendarRepository,
-                 spaces: SpaceDirectory) -> None:
+                 spaces: SpaceDirectory, findings: Callable[[str], dict[str, Any]] | None = None) -> None:
+        self.findings = findings or (lambda account_id: {})
         self.graph = graph
         self.accounts = accounts
         self.calendars = calendars
@@ -41,6 +44,7 @@ class RoomDiscovery:
                                "re-authenticate the account") from None
             raise
         added = self.calendars.emails_of(account_id)
+        known = self.findings(account_id)
         items = []
         for email, room in sorted(listing.rooms.items(),
                                   key=lambda item: (item[1].get("displayName") or item[0]).lower()):
@@ -53,6 +57,7 @@ class RoomDiscovery:
                 "floor": floor,
                 "capacity": room.get("capacity"),
                 "added": email in added,
+                "readiness": known.get(email),
                 "suggested_space": {**space.to_api(), "confidence": round(confidence, 2)}
                 if space and not space.to_api().get("linked") else None,
             })

@@ -10,10 +10,12 @@ reads or writes storage.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.models import CalendarStatus, FailureKind, iso, utc_now
+from shared.models import CalendarStatus, FailureKind, iso, parse_iso, utc_now
 from shared.storage import Lease
 
 if TYPE_CHECKING:
@@ -118,12 +120,27 @@ class Calendar:
             setattr(calendar, name, entity.get(name) or None)
         return calendar
 
-    def to_api(self) -> dict[str, Any]:
+    def waiting_until(self, live_runs: Container[str] | None, now: datetime | None = None) -> str | None:
+        """Until when the room waits for a run that is gone (killed midway): it is `connecting`
+        under a live lease whose run is not among `live_runs`. None when unknown or not so."""
+        if live_runs is None or self.status is not CalendarStatus.CONNECTING or self.lease is None:
+            return None
+        if not self.lease.is_live(now) or self.lease.owner in live_runs:
+            return None
+        return self.lease.expires_at
+
+    def to_api(self, *, live_runs: Container[str] | None = None) -> dict[str, Any]:
+        """What the page shows; given the ids of the connector runs alive now, a room left
+        `connecting` by a run that is gone says so and until when (`waiting_until`)."""
+        waiting_until = self.waiting_until(live_runs)
+        expires = parse_iso(waiting_until)
         return {
             "email": self.email,
             "account_id": self.account_id,
             "status": self.status.value,
-            "status_reason": self.status_reason,
+            "status_reason": f"waiting for an interrupted run (until {expires:%H:%M} UTC)" if expires
+            else self.status_reason,
+            "waiting_until": waiting_until,
             "failure_kind": self.failure_kind.value if self.failure_kind else None,
             "resync_needed": self.resync_needed,
             "space": {"id": self.space_id, "number": self.space_number, "name": self.space_name}

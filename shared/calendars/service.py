@@ -9,7 +9,7 @@ given at construction, and never decides a link's rules (`linking`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from shared.accounts import AccountRepository
@@ -52,6 +52,7 @@ class CalendarService:
         remove_subscription: SubscriptionRemover,
         next_run_at: Callable[[], str | None],
         hooks: CalendarHooks | None = None,
+        live_runs: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self.calendars = calendars
         self.accounts = accounts
@@ -60,6 +61,7 @@ class CalendarService:
         self.remove_subscription = remove_subscription
         self.next_run_at = next_run_at
         self.hooks = hooks or CalendarHooks()
+        self.live_runs = live_runs
         self._counts: dict[str, tuple[float, dict[str, int]]] = {}
 
     # --- reading ---------------------------------------------------------------------------
@@ -88,8 +90,10 @@ class CalendarService:
                                    email_prefix=prefix or None, page_size=page_size,
                                    continuation_token=continuation_token)
         summaries = self.hooks.summaries(account_id, page.items)
+        live = self._live_runs(page.items)
         return {
-            "items": [{**calendar.to_api(), "sync": summaries.get(calendar.email)} for calendar in page.items],
+            "items": [{**calendar.to_api(live_runs=live), "sync": summaries.get(calendar.email)}
+                      for calendar in page.items],
             "continuation_token": page.continuation_token,
             "counts": self.counts(account_id, reuse=continuation_token is not None),
         }
@@ -121,7 +125,15 @@ class CalendarService:
     def get(self, account_id: str, email: str) -> dict[str, Any]:
         self.accounts.get(account_id)
         calendar = self.calendars.get(account_id, normalise_email(email))
-        return {**calendar.to_api(), "sync": self.hooks.summaries(account_id, [calendar]).get(calendar.email)}
+        return {**calendar.to_api(live_runs=self._live_runs([calendar])),
+                "sync": self.hooks.summaries(account_id, [calendar]).get(calendar.email)}
+
+    def _live_runs(self, calendars: list[Calendar]) -> Collection[str] | None:
+        """The connector runs alive now, read only when a room waits on a run's lease."""
+        if self.live_runs is None or not any(c.status is CalendarStatus.CONNECTING and c.lease is not None
+                                             for c in calendars):
+            return None
+        return self.live_runs()
 
     # --- adding and removing ---------------------------------------------------------------
 

@@ -6,14 +6,16 @@ which the room is claimable again. For connecting, the nonce of the room's clien
 saved with the claim, before any subscription exists, so the next run can recognise what a
 killed run created. The rooms of one `$batch` look-up are claimed in one entity-group
 transaction and their outcomes saved in another; when one of them was written meanwhile (a
-notification, an admin), each is claimed — or re-read and saved — on its own. It never talks
-to Graph.
+notification, an admin), each is claimed — or re-read and saved — on its own. What each run
+of this process holds is kept in `HeldRooms`, so its `keeper` can renew those leases while the
+run is alive. It never talks to Graph.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -27,20 +29,64 @@ from shared.storage import Lease
 
 log = logging.getLogger("rcc.connector")
 
-LEASE = timedelta(minutes=10)
+# Short, and renewed while the run is alive (`keeper`): the rooms a killed run held wait minutes,
+# not the ten they used to.
+LEASE = timedelta(minutes=3)
 # How many times a change is re-applied to a calendar written meanwhile while the lease is ours.
 FINISH_ATTEMPTS = 5
 
 Abandon = Callable[[TenantRun, Calendar, GraphSubscription], None]
+RoomKey = tuple[str, str]  # (account id, email)
+
+
+class HeldRooms:
+    """The leases the runs of this process hold on rooms they have not finished, per run (only
+    runs whose keeper is open: a claim made outside a run is left to expire)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_run: dict[str, dict[RoomKey, Lease]] = {}
+
+    def open(self, run_id: str) -> None:
+        with self._lock:
+            self._by_run.setdefault(run_id, {})
+
+    def hold(self, calendar: Calendar) -> None:
+        if calendar.lease is None:
+            return
+        with self._lock:
+            rooms = self._by_run.get(calendar.lease.owner)
+            if rooms is not None:
+                rooms[(calendar.account_id, calendar.email)] = calendar.lease
+
+    def let_go(self, run_id: str, account_id: str, email: str) -> None:
+        with self._lock:
+            self._by_run.get(run_id, {}).pop((account_id, email), None)
+
+    def held(self, run_id: str) -> dict[RoomKey, Lease]:
+        with self._lock:
+            return dict(self._by_run.get(run_id, {}))
+
+    def renewed(self, key: RoomKey, lease: Lease) -> None:
+        with self._lock:
+            rooms = self._by_run.get(lease.owner)
+            if rooms is not None and key in rooms:
+                rooms[key] = lease
+
+    def forget_run(self, run_id: str) -> None:
+        with self._lock:
+            self._by_run.pop(run_id, None)
 
 
 class Claims:
     def __init__(self, calendars: CalendarRepository, index: SubscriptionIndex, signing_key: bytes,
-                 on_subscribed: Callable[[list[Calendar]], object] | None = None) -> None:
+                 on_subscribed: Callable[[list[Calendar]], object] | None = None, lease: timedelta = LEASE) -> None:
         self.calendars = calendars
         self.index = index
         self.signing_key = signing_key
         self.on_subscribed = on_subscribed
+        self.lease = lease
+        self.held = HeldRooms()
 
     def subscribed(self, calendars: list[Calendar]) -> None:
         """Rooms with a new (or re-created) subscription: their bookings are read afresh (a full
@@ -56,15 +102,18 @@ class Claims:
         return client_state_for(self.signing_key, calendar.account_id, calendar.email,
                                 calendar.subscription_nonce or "")
 
-    def claim(self, calendar: Calendar, run_id: str, *, connecting: bool, lease: timedelta = LEASE) -> Calendar | None:
+    def claim(self, calendar: Calendar, run_id: str, *, connecting: bool,
+              lease: timedelta | None = None) -> Calendar | None:
         """ETag-guarded claim with a lease; None when someone else holds or just took it.
         For connecting, the nonce of the clientState is saved here, before any subscription exists."""
         if self._with_lease(calendar, run_id, connecting=connecting, lease=lease) is None:
             return None
         try:
-            return self.calendars.save(calendar)
+            saved = self.calendars.save(calendar)
         except ConcurrencyConflict:
             return None
+        self.held.hold(saved)
+        return saved
 
     def claim_many(self, calendars: list[Calendar], run_id: str, *, connecting: bool) -> list[Calendar]:
         """Claim rooms of one account in one transaction, as `claim` does each; when one of them
@@ -73,19 +122,23 @@ class Claims:
             leased = [c for c in (self._with_lease(copy.deepcopy(calendar), run_id, connecting=connecting)
                                   for calendar in calendars) if c is not None]
             try:
-                return self.calendars.save_many(leased) if leased else []
+                saved = self.calendars.save_many(leased) if leased else []
             except ConcurrencyConflict:
                 pass
+            else:
+                for calendar in saved:
+                    self.held.hold(calendar)
+                return saved
         return [c for c in (self.claim(calendar, run_id, connecting=connecting) for calendar in calendars) if c]
 
     def _with_lease(self, calendar: Calendar, run_id: str, *, connecting: bool,
-                    lease: timedelta = LEASE) -> Calendar | None:
+                    lease: timedelta | None = None) -> Calendar | None:
         """The calendar with our lease (and, for connecting, its status and nonce) set; None
         when a live lease is someone else's."""
         now = utc_now()
         if calendar.lease is not None and calendar.lease.is_live(now):
             return None
-        calendar.lease = Lease.new(run_id, lease, now)
+        calendar.lease = Lease.new(run_id, self.lease if lease is None else lease, now)
         if connecting:
             if calendar.status is not CalendarStatus.CONNECTING:
                 calendar.set_status(CalendarStatus.CONNECTING, "connecting: checking the mailbox and subscribing")
@@ -98,16 +151,24 @@ class Claims:
     def finish(self, work: TenantRun, calendar: Calendar, change: Callable[[Calendar], None]) -> Calendar | None:
         """Apply `change` and release the lease. A concurrent write (a notification, an admin
         linking a space) is re-read and the change re-applied while the lease is still ours."""
-        current: Calendar | None = calendar
-        for _ in range(FINISH_ATTEMPTS):
-            if current is None or current.lease is None or current.lease.owner != work.run_id:
-                return None
-            self.release(current, change)
-            try:
-                return self.calendars.save(current)
-            except ConcurrencyConflict:
-                current = self.calendars.find(calendar.account_id, calendar.email)
-        return None
+        try:
+            current: Calendar | None = calendar
+            for _ in range(FINISH_ATTEMPTS):
+                if current is None or current.lease is None or current.lease.owner != work.run_id:
+                    return None
+                self.release(current, change)
+                try:
+                    return self.calendars.save(current)
+                except ConcurrencyConflict:
+                    # Written meanwhile: a notification, an admin, or our own keeper renewing the lease.
+                    current = self.calendars.find(calendar.account_id, calendar.email)
+            return None
+        finally:
+            self.let_go(work, calendar)
+
+    def let_go(self, work: TenantRun, calendar: Calendar) -> None:
+        """The run is done with the room (saved, or left for its lease to expire): no more renewals."""
+        self.held.let_go(work.run_id, calendar.account_id, calendar.email)
 
     @staticmethod
     def release(calendar: Calendar, change: Callable[[Calendar], None]) -> None:
@@ -141,6 +202,7 @@ class Claims:
                 pass
             else:
                 for settled in chunk:
+                    self.let_go(work, settled.calendar)
                     work.counts.add(settled.count)
                 self.subscribed([calendar for settled, calendar in zip(chunk, released, strict=True)
                                  if settled.count == "connected"])

@@ -65,6 +65,10 @@ def explain(error: Exception, email: str, attempts: int, step: str) -> Failure:
         return Failure(FailureKind.PERMISSION, f"the app lacks the permission to {step} ({error.graph_code}): grant "
                                                "Calendars.ReadWrite and User.Read.All, then re-authenticate the "
                                                "account")
+    if error.graph_code == "MailboxNotEnabledForRESTAPI":
+        return Failure(FailureKind.MAILBOX, f"{email} is on-premises or hybrid: Microsoft Graph cannot reach its "
+                                            "calendar (MailboxNotEnabledForRESTAPI); move it to Exchange Online or "
+                                            "leave it out")
     if error.status == 404:
         return Failure(FailureKind.MAILBOX, f"mailbox not found: {email} does not exist in the tenant or has no "
                                             f"Exchange Online mailbox ({error.graph_code})")

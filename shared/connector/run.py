@@ -6,7 +6,10 @@ readers look rooms up in `$batch` chunks of 6 and hand each room to a writer, wh
 request admitted by the tenant's gate, and claims run only a bounded number of rooms ahead of
 the work. It never works past the run's time limit on new claims (the rest is left for the
 next run), and a run may overlap another (a past-due run, a manual fire): claims are leases,
-so no room is connected twice. What makes each step restartable is in `claims` and `subscribe`.
+so no room is connected twice. While a run is alive its `keeper` renews the leases of the rooms
+it still holds and its record's heartbeat; a killed run's rooms are claimable again once their
+short leases lapse, and its record reads as interrupted. What makes each step restartable is in
+`claims` and `subscribe`.
 https://learn.microsoft.com/graph/throttling, https://learn.microsoft.com/graph/json-batching
 """
 
@@ -27,8 +30,9 @@ from shared.connector.calls import GraphCalls
 from shared.connector.claims import LEASE, Claims
 from shared.connector.failures import ConsentLost, Failure
 from shared.connector.gate import Deferred, TenantGate
+from shared.connector.keeper import RENEW_EVERY, LeaseKeeper
 from shared.connector.lookups import look_up_mailboxes
-from shared.connector.runs import RunRecords
+from shared.connector.runs import RUN_MARGIN, RunRecords
 from shared.connector.subscribe import Subscriber, failed
 from shared.connector.work import ROOMS_IN_FLIGHT, ChunkSettlement, RoomsInFlight, RunCounts, Settled, TenantRun
 from shared.graph import RENEW_WITHIN, GraphClient, GraphError, IdentityUnavailable, SubscriptionManager, TokenRefused
@@ -62,6 +66,8 @@ class Connector:
         lookups_per_tenant: int = LOOKUPS_PER_TENANT,
         rooms_in_flight: int = ROOMS_IN_FLIGHT,
         on_subscribed: Callable[[list[Calendar]], object] | None = None,
+        lease: timedelta = LEASE,
+        renew_every: timedelta = RENEW_EVERY,
     ) -> None:
         self.calendars = calendars
         self.accounts: AccountRepository = account_service.accounts
@@ -74,7 +80,8 @@ class Connector:
         self.lookups_per_tenant = lookups_per_tenant
         self.rooms_in_flight = max(rooms_in_flight, ROOMS_PER_BATCH)
         self.calls = GraphCalls(self.tokens, account_service)
-        self.claims = Claims(calendars, index, signing_key, on_subscribed)
+        self.renew_every = renew_every
+        self.claims = Claims(calendars, index, signing_key, on_subscribed, lease=lease)
         self.subscriber = Subscriber(calls=self.calls, claims=self.claims, calendars=calendars,
                                      subscriptions=subscriptions, index=index)
         self._gates: dict[str, TenantGate] = {}
@@ -88,9 +95,13 @@ class Connector:
         run_id = uuid.uuid4().hex[:16]
         deadline = time.monotonic() + self.time_limit_seconds
         counts = RunCounts()
-        record = self.runs.start(run_id, started)
+        record = self.runs.start(run_id, started, time_limit_seconds=self.time_limit_seconds,
+                                 alive_for=LeaseKeeper.alive_for(self.renew_every))
         accounts = [a for a in self.accounts.all() if a.status is AccountStatus.VERIFIED]
-        with ThreadPoolExecutor(max_workers=max(1, min(CONCURRENT_TENANTS, len(accounts)))) as pool:
+        keeper = LeaseKeeper(calendars=self.calendars, held=self.claims.held, runs=self.runs, record=record,
+                             run_id=run_id, lease=self.claims.lease, every=self.renew_every,
+                             hard_deadline=deadline + RUN_MARGIN.total_seconds())
+        with keeper, ThreadPoolExecutor(max_workers=max(1, min(CONCURRENT_TENANTS, len(accounts)))) as pool:
             futures = [pool.submit(self._run_account, account, run_id, counts, deadline) for account in accounts]
             for account, future in zip(accounts, futures, strict=True):
                 try:
@@ -110,7 +121,7 @@ class Connector:
             return self._gates.setdefault(tenant_id, TenantGate())
 
     def claim(self, calendar: Calendar, run_id: str, *, connecting: bool,
-              lease: timedelta = LEASE) -> Calendar | None:
+              lease: timedelta | None = None) -> Calendar | None:
         return self.claims.claim(calendar, run_id, connecting=connecting, lease=lease)
 
     def claim_many(self, calendars: list[Calendar], run_id: str, *, connecting: bool) -> list[Calendar]:
@@ -206,6 +217,7 @@ class Connector:
             settled = self._connect_one(work, calendar, outcome)
         except Exception:  # noqa: BLE001 - the lease expires and the next run retries
             log.exception("connector step failed for %s", calendar.email)
+            self.claims.let_go(work, calendar)
         finally:
             try:
                 chunk = settlement.add(settled)
@@ -240,12 +252,12 @@ class Connector:
                 self.subscriber.fail(work, claimed,
                                      self.calls.failure_of(work, error, claimed, "list the app's subscriptions"))
 
-    @staticmethod
-    def _guarded(work: TenantRun, step: Callable[..., None], calendar: Calendar, *args: Any) -> None:
+    def _guarded(self, work: TenantRun, step: Callable[..., None], calendar: Calendar, *args: Any) -> None:
         try:
             step(work, calendar, *args)
         except Exception:  # noqa: BLE001 - the lease expires and the next run retries
             log.exception("connector step failed for %s", calendar.email)
+            self.claims.let_go(work, calendar)
 
     def _claim(self, work: TenantRun, calendar: Calendar, *, connecting: bool) -> Calendar | None:
         claimed = self.claims.claim(calendar, work.run_id, connecting=connecting)

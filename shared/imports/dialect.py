@@ -1,10 +1,13 @@
-"""Reading what Excel and scripts call a CSV, as a stream of rows with their line numbers: the one CSV reader.
+"""Reading what Excel and scripts call a CSV, as a stream of rows with their line numbers: the one CSV reader,
+and the one CSV writer of every file the product hands out (exports, import reports).
 
 Owns byte-level sniffing (spreadsheets and images are told apart from text), the text
 encoding (UTF-8 with or without BOM, UTF-16 with BOM or recognisable without), the
 delimiter (`,` or `;`, chosen from the header line), line splitting (CRLF, LF or CR),
 header names in any case and spacing, blank lines, trailing empty columns, the per-line
-and per-cell limits, and the formula guard of cells written back out. Calendar files
+and per-cell limits, and the formula guard of cells written back out (safe whichever of `,` `;` tab a spreadsheet
+splits on: cells holding any of them are quoted, and a formula start after any of them is
+guarded too, because Excel in most of Europe splits on `;`). Calendar files
 (`read_rows`) and spaces files (`shared.imports.spaces_file`) both read through `records`.
 It never holds more than one chunk and one line of the file, never touches storage and
 never decides what a row means.
@@ -21,6 +24,7 @@ import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TextIO
 
 from shared.errors import Invalid, TooLarge
 
@@ -37,6 +41,15 @@ ROOM_COLUMN_NAMES = frozenset({"roomid", "room", "spaceid", "space", "spacenumbe
 # What the export writes before a cell starting with one of these, so Excel shows it as text;
 # the reader removes it again, so an exported file re-imports unchanged.
 FORMULA_STARTERS = ("=", "+", "-", "@", "\t", "\r")
+# Where a spreadsheet may start a new cell inside what we wrote as one: the list separators
+# of its locale (`,` `;`), tab, and a line break. A formula start after one of them (spaces
+# between allowed) is guarded like one at the start of the cell; so is one already guarded
+# (`'=`), which keeps `unprotect(protect(cell))` exact.
+_STARTER_CLASS = "'*[=+\\-@\t\r]"
+_GUARD = re.compile(f"(^|[,;\t\r\n])( *)(?={_STARTER_CLASS})")
+_UNGUARD = re.compile(f"(^|[,;\t\r\n])( *)'(?={_STARTER_CLASS})")
+# A cell holding one of these is quoted, so a reader splitting on any separator keeps it whole.
+_NEEDS_QUOTES = re.compile('[,;\t"\r\n]')
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"PK\x03\x04", "a ZIP archive, such as an Excel workbook (.xlsx)"),
@@ -167,18 +180,36 @@ def column_key(name: str) -> str:
 
 
 def unprotect(cell: str) -> str:
-    """A cell with surrounding spaces removed and the export's formula guard (a leading `'`
-    before = + - @) taken off again."""
-    text = cell.strip()
-    if len(text) > 1 and text[0] == "'" and text[1] in "=+-@":
-        return text[1:]
-    return text
+    """A cell with surrounding spaces removed and the export's formula guard (the `'` that
+    `protect` put before a formula start, at the start or after a separator) taken off again."""
+    return _UNGUARD.sub(r"\1\2", cell.strip()).strip()
 
 
 def protect(cell: str) -> str:
-    """Excel-safe: a cell that would start a formula is prefixed with `'` so Excel shows text.
+    """Excel-safe: a `'` before every formula start (= + - @ tab CR) at the start of the cell or
+    after a `,` `;` tab or line break in it, so no way of splitting the cell shows a formula.
     https://owasp.org/www-community/attacks/CSV_Injection"""
-    return "'" + cell if cell.startswith(FORMULA_STARTERS) else cell
+    return _GUARD.sub(r"\1\2'", cell)
+
+
+def csv_line(cells: Iterable[object]) -> str:
+    """One CSV line (`,`-separated, CRLF): every cell guarded, and quoted when it holds a separator."""
+    written = []
+    for value in cells:
+        cell = protect("" if value is None else str(value))
+        written.append('"' + cell.replace('"', '""') + '"' if _NEEDS_QUOTES.search(cell) else cell)
+    return ",".join(written) + "\r\n"
+
+
+class CsvWriter:
+    """What writes every CSV the product hands out: `writerow` as `csv.writer` has it, cells made
+    safe by `csv_line`."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def writerow(self, cells: Iterable[object]) -> None:
+        self.stream.write(csv_line(cells))
 
 
 def records(chunks: Iterable[bytes], *, empty: str) -> Iterator[tuple[int, list[str]]]:

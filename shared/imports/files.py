@@ -8,7 +8,6 @@ the whole report in memory). It never decides a row.
 
 from __future__ import annotations
 
-import csv
 import io
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobClient, ContainerClient, ContentSettings
 
 from shared.errors import TooLarge
-from shared.imports.dialect import NotACsv, protect, read_rows
+from shared.imports.dialect import CsvWriter, NotACsv, read_rows
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 100_000
@@ -80,21 +79,21 @@ def check_whole_file(blob: BlobClient, etag: str, size: int) -> tuple[int, set[s
 
 def write_error_report(reports: ContainerClient, report_name: str, message: str) -> None:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = CsvWriter(buffer)
     writer.writerow(REPORT_COLUMNS)
-    writer.writerow(["", "", "", "error", protect(message)])
+    writer.writerow(["", "", "", "error", message])
     reports.upload_blob(report_name, b"\xef\xbb\xbf" + buffer.getvalue().encode("utf-8"), overwrite=True,
                         content_settings=_CSV_CONTENT)
 
 
 @contextmanager
 def spooled_report(reports: ContainerClient, report_name: str) -> Iterator[Any]:
-    """A CSV writer whose rows go to a temporary file, uploaded as the report when the block ends
+    """A `CsvWriter` whose rows go to a temporary file, uploaded as the report when the block ends
     without an error (a failed run uploads nothing; its retry writes the report)."""
     with tempfile.SpooledTemporaryFile(max_size=1024 * 1024, mode="w+b") as spool:
         text = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)
         text.write("\ufeff")
-        writer = csv.writer(text, lineterminator="\r\n")
+        writer = CsvWriter(text)
         writer.writerow(REPORT_COLUMNS)
         yield writer
         text.flush()

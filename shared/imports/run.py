@@ -30,7 +30,7 @@ from typing import Any
 from shared.calendars import Calendar, CalendarHooks, CalendarRepository, ImportMark, SpaceLinks
 from shared.errors import ConcurrencyConflict, Conflict, Invalid, NotFound
 from shared.identifiers import normalise_email
-from shared.imports.dialect import CsvRow, protect
+from shared.imports.dialect import CsvRow
 from shared.imports.records import REJECTED_IN_RECORD
 from shared.models import iso, utc_now
 from shared.spaces import Space, SpaceTaken, space_not_found
@@ -263,8 +263,7 @@ class ImportRun:
             else:
                 self.counts[outcome] += 1
             shown = f"would be {outcome}" if self.validate_only and outcome != "rejected" else outcome
-            self.writer.writerow([protect(str(value)) for value in (
-                result.line, result.email, result.room, shown, result.reason)])
+            self.writer.writerow((result.line, result.email, result.room, shown, result.reason))
 
     def _claim_spaces(self, chunk: list[RowResult]) -> None:
         """Claim the chunk's spaces before their calendars are written (a crash in between leaves

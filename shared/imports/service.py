@@ -12,7 +12,6 @@ calendars package's rules and never calls Graph.
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import re
@@ -29,7 +28,7 @@ from shared.accounts import AccountRepository
 from shared.audit import AuditLog
 from shared.calendars import CalendarHooks, CalendarRepository, SpaceLinks
 from shared.errors import Conflict, Invalid, NotFound, TooLarge
-from shared.imports.dialect import FieldTooLong, NotACsv, check_not_binary, protect, read_rows
+from shared.imports.dialect import CsvWriter, FieldTooLong, NotACsv, check_not_binary, read_rows
 from shared.imports.files import (
     MAX_FILE_BYTES,
     check_whole_file,
@@ -91,12 +90,11 @@ class CalendarImports:
         """The account's calendars in the template's format plus read-only columns the import ignores."""
         account = self.accounts.get(account_id)
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer = CsvWriter(buffer)
         writer.writerow(EXPORT_COLUMNS)
         for calendar in self.calendars.all_of(account_id):
-            writer.writerow([protect(value or "") for value in (
-                calendar.email, calendar.space_number or calendar.space_id, calendar.status.value,
-                calendar.space_name, calendar.display_name, calendar.status_reason)])
+            writer.writerow((calendar.email, calendar.space_number or calendar.space_id, calendar.status.value,
+                             calendar.space_name, calendar.display_name, calendar.status_reason))
         name = re.sub(r"[^A-Za-z0-9.-]+", "-", account.tenant_name or account.tenant_id).strip("-") or "account"
         # A BOM so Excel opens the UTF-8 file as UTF-8.
         return f"calendars-{name}.csv", b"\xef\xbb\xbf" + buffer.getvalue().encode("utf-8")

@@ -17,7 +17,7 @@ from azure.storage.queue import QueueServiceClient
 from shared.storage.tables import Table
 
 TABLE_NAMES = ("Accounts", "Calendars", "Spaces", "SpaceIndex", "ConsentStates", "Imports", "Audit", "ConnectorRuns",
-               "Subscriptions", "Bookings", "SyncStates", "BookingChanges")
+               "Subscriptions", "Bookings", "SyncStates", "BookingChanges", "BookingLocks", "Readiness")
 REPORTS_CONTAINER = "import-reports"
 CONTAINER_NAMES = (REPORTS_CONTAINER,)
 CALENDAR_CHANGES_QUEUE = "calendar-changes"
@@ -55,10 +55,16 @@ class StorageAccount:
     def table(self, name: str) -> Table:
         return Table(self.tables.get_table_client(name))
 
-    def ensure_created(self, container_names: tuple[str, ...] = CONTAINER_NAMES) -> None:
-        """Create every table, container and queue the app uses; safe to repeat."""
+    def ensure_created(self, container_names: tuple[str, ...] = CONTAINER_NAMES, *,
+                       containers_and_queues: bool = True) -> None:
+        """Create every table the app uses, and (`containers_and_queues`) its containers and queues;
+        safe to repeat. In Azure the app reaches storage with roles scoped to each container and queue,
+        which Bicep creates (infra/main.bicep): it may create tables (an account-level role) but not
+        those."""
         for name in TABLE_NAMES:
             self.table(name).create_if_missing()
+        if not containers_and_queues:
+            return
         for name in container_names:
             try:
                 self.blobs.create_container(name)

@@ -11,12 +11,14 @@ never decides what the work is.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.errors import ConcurrencyConflict, Conflict
+from shared.errors import ConcurrencyConflict, Conflict, Unavailable
 from shared.models import iso, parse_iso, utc_now
 from shared.storage.tables import Table
 
@@ -69,47 +71,61 @@ def live_lease(entity: Mapping[str, Any], now: datetime | None = None, prefix: s
     return lease if lease is not None and lease.is_live(now) else None
 
 
+@dataclass(frozen=True)
+class Held:
+    """A lock row's lease as written, with the ETag that releases it."""
+
+    partition_key: str
+    row_key: str
+    lease: Lease
+    etag: str
+
+
 class LockRows:
-    """Rows that are nothing but a lease: one per thing to serialise (a space's booking slot,
-    a calendar's sync round). PartitionKey and RowKey name the thing."""
+    """Rows that are nothing but a lease: one per thing to serialise (a room's booking slots).
+    PartitionKey and RowKey name the thing; the row exists only while it is held."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
 
-    def acquire(self, partition_key: str, row_key: str, owner: str, duration: timedelta) -> Lease | None:
-        """The lease, or None when someone else holds a live one (or won the race for it)."""
+    def acquire(self, partition_key: str, row_key: str, owner: str, duration: timedelta) -> Held | None:
+        """The lease, or None when someone else holds a live one (or won the race for it). Rows are
+        removed on release, so the usual case is one insert."""
         lease = Lease.new(owner, duration)
         entity = {"PartitionKey": partition_key, "RowKey": row_key, **lease.columns()}
-        current = self.table.get(partition_key, row_key)
         try:
-            if current is None:
-                self.table.insert(entity)
-            elif live_lease(current) is not None:
-                return None
-            else:
-                self.table.update({**entity, "_etag": current["_etag"]})
-        except (Conflict, ConcurrencyConflict):
-            return None
-        return lease
-
-    def renew(self, partition_key: str, row_key: str, lease: Lease, duration: timedelta) -> Lease | None:
-        """Hold it longer; None when it is no longer ours (expired and taken by someone else)."""
+            return Held(partition_key, row_key, lease, self.table.insert(entity)["_etag"])
+        except Conflict:
+            pass
         current = self.table.get(partition_key, row_key)
-        if current is None or Lease.from_columns(current) != lease:
-            return None
-        renewed = lease.renewed(duration)
+        if current is None or live_lease(current) is not None:
+            return None  # released meanwhile (the caller tries again) or held
         try:
-            self.table.update({**current, **renewed.columns()})
+            saved = self.table.update({**entity, "_etag": current["_etag"]})
         except ConcurrencyConflict:
             return None
-        return renewed
+        return Held(partition_key, row_key, lease, saved["_etag"])
 
-    def release(self, partition_key: str, row_key: str, lease: Lease) -> None:
-        """Give it up if it is still ours; gone or someone else's is no error."""
-        current = self.table.get(partition_key, row_key)
-        if current is None or Lease.from_columns(current) != lease:
-            return
+    @contextmanager
+    def held(self, partition_key: str, row_key: str, owner: str, duration: timedelta, *,
+             wait_seconds: float) -> Iterator[Held]:
+        """Hold the row's lease for the block, waiting up to `wait_seconds` for it (a short back-off
+        between tries); `Unavailable` when it is still held after that. Released at the end."""
+        deadline = time.monotonic() + wait_seconds
+        delay = 0.02
+        while True:
+            held = self.acquire(partition_key, row_key, owner, duration)
+            if held is not None:
+                break
+            if time.monotonic() + delay > deadline:
+                raise Unavailable("this is being changed by another request right now; try again", retry_after=2)
+            time.sleep(delay)  # a bounded back-off between If-Match tries
+            delay = min(delay * 2, 0.25)
         try:
-            self.table.delete(partition_key, row_key, etag=current["_etag"])
-        except ConcurrencyConflict:
-            return
+            yield held
+        finally:
+            try:
+                self.table.delete(partition_key, row_key, etag=held.etag)
+            except ConcurrencyConflict:
+                pass  # it expired and someone else holds it now
+

@@ -19,6 +19,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from shared.errors import ConcurrencyConflict, Conflict, Invalid
+from shared.json_input import parse_json_object
 from shared.storage._sdk import query_entities, scan, submit_transaction
 
 # Table Storage limits: an entity-group transaction holds at most 100 entities of
@@ -72,10 +73,10 @@ def decode_continuation(token: str | None) -> Any:
         return None
     try:
         padded = token + "=" * (-len(token) % 4)
-        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        decoded = parse_json_object(base64.urlsafe_b64decode(padded.encode()), what="the continuation token")
+    except (ValueError, binascii.Error, Invalid):
         raise Invalid("the continuation token is malformed; start again from the first page") from None
-    if not isinstance(decoded, dict) or not all(isinstance(v, str | None) for v in decoded.values()):
+    if not all(isinstance(v, str | None) for v in decoded.values()):
         raise Invalid("the continuation token is malformed; start again from the first page")
     return decoded
 

@@ -29,6 +29,10 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ADMIN_USER = "admin@contoso.onmicrosoft.com"
 DESKTOP = {"width": 1280, "height": 900}
+# Every browser runs in one known zone and locale, so days, times and screenshots do not depend on
+# the machine the tests run on.
+TIME_ZONE = "UTC"
+LOCALE = "en-US"
 PHONE = {"width": 390, "height": 844}
 
 pytestmark = pytest.mark.e2e
@@ -104,6 +108,8 @@ def launch(playwright_driver: Any, sim_pin: str, tmp_path: Path) -> Iterator[Cal
             executable_path=CHROMIUM,
             headless=True,
             viewport=viewport or DESKTOP,
+            timezone_id=TIME_ZONE,
+            locale=LOCALE,
             args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   f"--ignore-certificate-errors-spki-list={sim_pin}"],

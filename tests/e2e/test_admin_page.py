@@ -16,6 +16,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import ADMIN_USER, PHONE, shoot, sign_in
+from tests.e2e.pages import calendar_row, open_manage, row_action, table_settled
 from tests.flows import new_sim_tenant, verified_account
 
 pytestmark = pytest.mark.e2e
@@ -39,26 +40,6 @@ def building(tag: str) -> list[dict[str, Any]]:
         {"id": f"s-{tag}-201", "building_id": f"b-{tag}", "building_name": f"Tower {tag}", "floor": "2",
          "number": f"{tag}-201", "name": f"Birch {tag}", "type": "meeting_room", "capacity": 4},
     ]
-
-
-def open_manage(page: Page, base_url: str, account_id: str) -> None:
-    page.goto(f"{base_url}/#/accounts/{account_id}")
-    expect(page.get_by_role("heading", level=1, name=re.compile(r"^Manage Calendars: "))).to_be_visible()
-    table_settled(page)
-
-
-def table_settled(page: Page) -> None:
-    """The calendars table has the answer to the latest filter or page request."""
-    expect(page.locator(".table-area")).to_have_attribute("aria-busy", "false")
-
-
-def calendar_row(page: Page, email: str) -> Any:
-    return page.locator("table.calendars-table tbody tr").filter(has=page.get_by_role("rowheader", name=email))
-
-
-def row_action(page: Page, email: str, action: str) -> None:
-    page.get_by_role("button", name=f"More actions for {email}").click()
-    page.get_by_role("menuitem", name=action).click()
 
 
 def accept_consent(page: Page, admin_upn: str) -> None:

@@ -80,3 +80,17 @@ def take_messages(stack: Any, account_id: str) -> list[dict[str, Any]]:
             found.append(body)
             queue.delete_message(message)
     return found
+
+
+def connector_with_short_leases(context: Any, lease_seconds: float, renew_every_seconds: float) -> Any:
+    """The app's connector, built from the same parts, with leases and renewals short enough
+    for a test to see them lapse or be renewed."""
+    from datetime import timedelta
+
+    from shared.connector import Connector
+
+    return Connector(calendars=context.calendars.calendars, account_service=context.accounts, graph=context.graph,
+                     subscriptions=context.connector.subscriptions, index=context.connector.subscriber.index,
+                     runs=context.connector.runs, signing_key=context.settings.state_signing_key,
+                     time_limit_seconds=context.connector.time_limit_seconds,
+                     lease=timedelta(seconds=lease_seconds), renew_every=timedelta(seconds=renew_every_seconds))

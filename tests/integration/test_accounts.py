@@ -3,7 +3,9 @@ admin consent to Account Verified and every way it can go wrong."""
 
 from __future__ import annotations
 
+import base64
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -135,6 +137,40 @@ def test_callback_always_redirects_to_our_own_page(anonymous, stack) -> None:
     assert response.headers["Location"].startswith(stack.env.get("ADMIN_PAGE_URL") or stack.base_url)
 
 
+def _anonymous_refusals(admin) -> tuple[int, int]:
+    """(entries, refusals they count) of refused anonymous consent callbacks."""
+    listed = admin.get("/api/audit", params={"actor": "anonymous", "action": "consent.callback", "page_size": 200})
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["continuation_token"] is None
+    entries = listed.json()["items"]
+    assert {(e["actor"], e["action"]) for e in entries} <= {("anonymous", "consent.callback")}
+    return len(entries), sum(e["count"] for e in entries)
+
+
+def test_refused_callbacks_are_counted_and_cannot_push_the_admins_entries_off_the_first_page(
+        admin, anonymous, stack) -> None:
+    tenant = new_sim_tenant(stack, rooms=1)
+    assert admin.post("/api/accounts", json={"tenant_id": tenant["domain"]}).status_code == 201
+    rows_before, before = _anonymous_refusals(admin)
+    refusals = 60
+
+    def refused(index: int) -> int:
+        return anonymous.get("/api/consent/callback", params={"state": f"forged-{index}", "admin_consent": "True"},
+                             allow_redirects=False).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:  # several at once: the counter's ETag races
+        assert set(pool.map(refused, range(refusals))) == {302}
+    first_page = admin.get("/api/audit", params={"page_size": 10}).json()["items"]
+    assert ("account.add", tenant["domain"]) in {(e["action"], e["target"]) for e in first_page}
+    rows_after, after = _anonymous_refusals(admin)
+    assert after - before == refusals
+    assert rows_after - rows_before <= 2  # a row a minute (the loop may straddle a minute's end)
+    mine = admin.get("/api/audit", params={"actor": "admin@contoso.onmicrosoft.com", "action": "account.add"})
+    assert mine.status_code == 200
+    assert tenant["domain"] in {e["target"] for e in mine.json()["items"]}
+    assert {e["actor"] for e in mine.json()["items"]} == {"admin@contoso.onmicrosoft.com"}
+
+
 def test_missing_permission_is_shown(admin, stack) -> None:
     tenant = new_sim_tenant(stack, rooms=1)
     _sim(stack, "PATCH", f"/_sim/tenants/{tenant['id']}/knobs", json={"missing_permissions": ["Place.Read.All"]})
@@ -172,6 +208,16 @@ def test_the_same_tenant_twice_is_a_conflict(admin, stack) -> None:
     again = admin.post("/api/accounts", json={"tenant_id": tenant["id"]})
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "conflict"
+
+
+def test_an_admin_body_nested_too_deep_is_a_400_not_a_server_error(admin) -> None:
+    for body in (b"[" * 200_000, b'{"tenant_id": ' + b"[" * 200_000, b'{"tenant_id": NaN}'):
+        response = admin.post("/api/accounts", data=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "invalid"
+    token = base64.urlsafe_b64encode(b"[" * 1500).decode().rstrip("=")
+    listed = admin.get("/api/audit", params={"continuation_token": token})
+    assert listed.status_code == 400, listed.text
 
 
 @pytest.mark.parametrize("tenant_id", ["", "x" * 10_000, "<script>alert(1)</script>", "cоntoso.onmicrosoft.com",

@@ -62,6 +62,16 @@ def test_unknown_account_and_unknown_space_are_404(admin, account) -> None:
     assert admin.get(calendar_url(account)).json()["counts"]["total"] == 0
 
 
+def test_an_error_message_repeats_only_the_start_of_a_huge_input(admin, account) -> None:
+    space_id = "S" * 5000
+    looked_up = admin.get(f"/api/spaces/{space_id}")
+    linked = admin.post(calendar_url(account), json={"email": account["room_emails"][0], "space_id": space_id})
+    for response in (looked_up, linked):
+        assert response.status_code in (400, 404), response.text[:300]
+        message = response.json()["error"]["message"]
+        assert len(message) < 300 and "SSSS" in message, message[:300]
+
+
 def test_an_unverified_account_takes_no_calendars(admin, stack) -> None:
     from tests.flows import new_sim_tenant
 

@@ -288,6 +288,36 @@ def test_an_export_re_imports_unchanged(admin, account, spaces) -> None:
     assert calendar(admin, account, email)["space"]["id"] == spaces[3]["id"]
 
 
+def _cells_as_any_spreadsheet_splits_them(text: str) -> list[str]:
+    cells: list[str] = []
+    for separator in (",", ";", "\t"):
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=separator):
+            cells += row
+        cells += text.replace("\r\n", separator).split(separator)  # a reader that ignores quotes
+    return [cell.strip('" ') for cell in cells]
+
+
+def test_exports_and_reports_show_no_formula_whichever_separator_the_spreadsheet_splits_on(admin, account) -> None:
+    (space,) = new_spaces(admin, 1)
+    space.update(number=f"{space['number']};=2+2", name='Lab;=HYPERLINK("http://evil.example")')
+    assert admin.post("/api/spaces/import", json={"spaces": [space]}).status_code == 200
+    email, other = emails(2)
+    assert admin.post(f"/api/accounts/{account['account_id']}/calendars",
+                      json={"email": email, "space_id": space["id"]}).status_code == 201
+    exported = admin.get(f"/api/accounts/{account['account_id']}/calendars.csv").content
+    import_id = upload(admin, account, f"email,roomID\r\n{other},\"NO-SUCH;=1+1\"\r\n".encode())
+    assert finished(admin, account, import_id)["counts"]["rejected"] == 1
+    reported = admin.get(f"/api/accounts/{account['account_id']}/imports/{import_id}/report.csv").content
+    assert "NO-SUCH;" in reported.decode("utf-8-sig")
+    for text in (exported.decode("utf-8-sig"), reported.decode("utf-8-sig")):
+        formulas = [cell for cell in _cells_as_any_spreadsheet_splits_them(text) if cell[:1] in ("=", "+", "-", "@")]
+        assert formulas == [], formulas
+    # ... and the export still re-imports unchanged, the guarded room number included.
+    record = finished(admin, account, upload(admin, account, exported))
+    assert record["counts"]["rejected"] == 0 and record["counts"]["updated"] == 0, record
+    assert calendar(admin, account, email)["space"]["id"] == space["id"]
+
+
 # --- files that are refused as a whole -------------------------------------------------------------------
 
 

@@ -3,15 +3,22 @@ and bad clientState, malformed and huge bodies, and each lifecycle event."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from azure.data.tables import TableClient
 
 from devhost.stack import Stack
+from shared.calendars import CalendarRepository
 from shared.context import AppContext
 from shared.models import CalendarStatus
+from shared.notifications import NotificationInbox, SubscriptionIndex
 from shared.settings import Settings
+from shared.storage import Table
 from tests.conftest import ADMIN_USER, ApiSession, firing, signed_in_session
+from tests.helpers import wait_until
 from tests.integration.connector_support import (
     account_with_calendars,
     calendar,
@@ -135,6 +142,65 @@ def test_malformed_and_huge_bodies_are_rejected_without_effect(anonymous, stack,
     assert anonymous.post("/api/notifications", json={"value": [1, "x", None, {"subscriptionId": 5}]}
                           ).status_code == 202
     assert take_messages(stack, connected["account_id"]) == []
+
+
+def test_a_deeply_nested_body_is_a_400_not_a_server_error(anonymous, stack, connected):
+    take_messages(stack, connected["account_id"])
+    for path in ("/api/notifications", "/api/notifications/lifecycle"):
+        for body in (b"[" * 200_000, b'{"value": [' + b"[" * 200_000):
+            response = anonymous.post(path, data=body, headers={"Content-Type": "application/json"})
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["code"] == "invalid"
+    assert take_messages(stack, connected["account_id"]) == []
+
+
+def _inbox_counting_reads(stack, app_context) -> tuple[NotificationInbox, list[str]]:
+    """The app's inbox over its real tables, each request to them counted (the SDK's own hook)."""
+    requests_made: list[str] = []
+
+    def table(name: str) -> Table:
+        return Table(TableClient.from_connection_string(
+            stack.storage_connection_string, name,
+            raw_request_hook=lambda pipeline: requests_made.append(pipeline.http_request.method)))
+
+    inbox = NotificationInbox(calendars=CalendarRepository(table("Calendars")),
+                              index=SubscriptionIndex(table("Subscriptions")), queue=app_context.notifications.queue)
+    return inbox, requests_made
+
+
+def _items(subscription_ids: list[str], client_state: str, tenant_id: str) -> bytes:
+    return json.dumps({"value": [_notification({"id": sid}, client_state, tenant_id)["value"][0]
+                                 for sid in subscription_ids]}).encode()
+
+
+def test_one_anonymous_post_naming_unknown_subscriptions_costs_a_few_reads(stack, connected, app_context):
+    inbox, reads = _inbox_counting_reads(stack, app_context)
+    distinct = [str(uuid.uuid4()) for _ in range(1000)]
+    outcome = inbox.receive_changes(_items(distinct, "guess", connected["tenant_id"]))
+    assert (outcome.accepted, outcome.dropped) == (0, 1000)
+    assert len(reads) <= 6, f"{len(reads)} table requests for one forged POST"
+    reads.clear()
+    outcome = inbox.receive_changes(_items([distinct[0]] * 1000, "guess", connected["tenant_id"]))
+    assert (outcome.accepted, outcome.dropped) == (0, 1000)
+    assert len(reads) <= 1
+    # Unknown ones first do not stop the request's real items being looked up.
+    reads.clear()
+    real = connected["subscription"]
+    outcome = inbox.receive_changes(_items([distinct[0], real["id"]], real["clientState"], connected["tenant_id"]))
+    assert (outcome.accepted, outcome.dropped) == (1, 1)
+    take_messages(stack, connected["account_id"])
+
+
+def test_a_graph_batch_of_many_changes_of_one_subscription_is_all_accepted(anonymous, stack, connected):
+    take_messages(stack, connected["account_id"])
+    real = connected["subscription"]
+    body = _items([real["id"]] * 300, real["clientState"], connected["tenant_id"])
+    response = anonymous.post("/api/notifications", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 202, response.text
+    queued: list[dict] = []
+    wait_until(lambda: queued.extend(take_messages(stack, connected["account_id"])) or len(queued) >= 300,
+               message="the batch's 300 changes were not all queued")
+    assert len(queued) == 300
 
 
 def _lifecycle(stack, subscription_id: str, event: str) -> None:

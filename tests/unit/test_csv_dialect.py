@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 
 from shared.imports import parse_upload_path, report_name_for
@@ -9,6 +12,7 @@ from shared.imports.dialect import (
     MAX_FIELD_LENGTH,
     FieldTooLong,
     NotACsv,
+    csv_line,
     protect,
     read_rows,
     sniff_delimiter,
@@ -91,6 +95,32 @@ def test_formula_cells_are_guarded_for_excel_and_unguarded_on_import() -> None:
     assert unprotect(" '-1.05 ") == "-1.05"
     assert unprotect("'quoted") == "'quoted"
     assert rows(b"email,roomID\na@x.example,'-1.05\n") == [(2, "a@x.example", "-1.05", None)]
+
+
+# Cells from outside (emails, room names from Graph, space names, reasons quoting them) that
+# hide a formula behind a separator some spreadsheet splits on.
+HOSTILE_CELLS = ["x;=1+1", "x,=1+1", "x\t=1+1", "Orchard; =HYPERLINK(\"http://evil.example\")", "a;+1;-2;@SUM(A1)",
+                 "a\n=1", "a;'=1", "'-1.05", "=1+2", "plain room", "Meeting room - East", 'say "hi"']
+
+
+def _starts_a_formula(cell: str) -> bool:
+    return cell.lstrip(" ").startswith(("=", "+", "-", "@"))
+
+
+@pytest.mark.parametrize("separator", [",", ";", "\t"])
+def test_a_written_cell_shows_no_formula_whichever_separator_the_reader_splits_on(separator: str) -> None:
+    line = csv_line(["a@x.example", *HOSTILE_CELLS])
+    quoted = next(csv.reader(io.StringIO(line, newline=""), delimiter=separator))
+    naive = line.replace("\n", separator).split(separator)  # a reader that ignores quotes
+    for cell in quoted + naive:
+        assert not _starts_a_formula(cell.strip('"')), (separator, cell)
+
+
+def test_written_cells_are_read_back_exactly() -> None:
+    for cell in HOSTILE_CELLS:
+        assert unprotect(protect(cell)) == cell.strip()
+    data = ("email,roomID\r\n" + "".join(csv_line(["a@x.example", cell]) for cell in HOSTILE_CELLS)).encode()
+    assert [room for _, _, room, _ in rows(data)] == [cell.strip() for cell in HOSTILE_CELLS]
 
 
 def test_upload_paths_name_the_account_and_the_import() -> None:

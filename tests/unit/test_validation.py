@@ -62,3 +62,9 @@ def test_bad_emails_are_refused_with_the_reason(value: str, fragment: str) -> No
     with pytest.raises(Invalid) as refused:
         normalise_email(value)
     assert fragment in refused.value.message
+
+
+@pytest.mark.parametrize("value", ["room\n@contoso.com", "room@contoso\n.com"])
+def test_a_line_break_inside_an_address_is_refused(value: str) -> None:
+    with pytest.raises(Invalid):
+        normalise_email(value)

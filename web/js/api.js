@@ -2,10 +2,11 @@
 // the anti-CSRF header, and errors turned into plain-words `ApiError`s.
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter; // seconds, from a 429/503's Retry-After header
   }
 }
 
@@ -69,8 +70,9 @@ export async function api(method, path, options = {}) {
     const message = typeof error.message === 'string' && error.message
       ? error.message
       : FALLBACK_MESSAGES[response.status] || `The server answered ${response.status}.`;
+    const retryAfter = Number.parseInt(response.headers.get('Retry-After') || '', 10);
     const problem = new ApiError(response.status, typeof error.code === 'string' ? error.code : `http_${response.status}`,
-      message);
+      message, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : null);
     if ((response.status === 401 || response.status === 403) && authProblemHandler && !options.quietAuth) {
       authProblemHandler(problem);
     }

@@ -1,18 +1,25 @@
 // Manage Calendars for one account: add by email, Options for Adding Room, Connect Calendars,
-// and the calendars table (filters, search, server paging by continuation token, per-row actions).
-// While anything is queued, connecting or importing the screen polls, so status changes show
-// without a browser refresh. Only one page of calendars is ever held: 10,000 calendars are
-// 200 pages of 50 on the server, not 10,000 rows in the browser.
+// and the calendars table (filters, search, server paging by continuation token, per-row actions,
+// each connected calendar's booking sync). While anything is queued, connecting or importing the
+// screen polls every 2 s, and gently (every 12 s) while a shown calendar is connected, so status and
+// sync changes show without a browser refresh; a poll that changed nothing leaves the table alone.
+// Only one page of calendars is ever held: 10,000 calendars are 200 pages of 50 on the server, not
+// 10,000 rows in the browser.
 import { api, seg } from './api.js';
 import { announce, h, uniqueId } from './dom.js';
+import { openBookingsDialog } from './bookings.js';
 import { confirmDialog } from './dialogs.js';
-import { CALENDAR_STATUS_LABELS, formatDue, formatDateTime, plural, spaceLabel, statusBadge, timeElement } from './format.js';
+import {
+  CALENDAR_STATUS_LABELS, formatDue, formatDateTime, plural, refreshRelativeTimes, spaceLabel, statusBadge, timeElement,
+} from './format.js';
 import { openLinkDialog } from './link.js';
 import { actionMenu, isMenuOpen } from './menu.js';
 import { showNotice } from './notices.js';
 import { optionsPanel } from './options.js';
+import { syncCell } from './sync.js';
 
 const POLL_MS = 2000;
+const SYNC_POLL_MS = 12000; // while a shown calendar is connected: its sync state moves with each round
 const PAGE_SIZES = [25, 50, 100];
 const SEARCH_DELAY_MS = 300;
 
@@ -22,6 +29,7 @@ export async function renderCalendars(main, accountId, context) {
     status: '', linked: '', q: '', pageSize: 50,
     tokens: [null], page: 0, nextToken: null,
     counts: null, lastItemsKey: '', importing: false, disposed: false, pollTimer: null, loading: false,
+    watchingSync: false,
   };
   const title = h('h1', { id: 'page-title', tabindex: '-1' }, 'Manage Calendars');
   const accountLine = h('p', { class: 'intro' });
@@ -30,10 +38,16 @@ export async function renderCalendars(main, accountId, context) {
     h('p', { class: 'breadcrumb' }, h('a', { href: '#/' }, '← Calendar Integrations')),
     title, accountLine, accountWarning,
     h('p', { class: 'loading' }, 'Loading…'));
+  // A tab in the background is not polled; back in front, it catches up at once.
+  const onVisibility = () => {
+    if (!document.hidden && state.pollTimer !== null && !state.loading) schedulePoll(0);
+  };
+  document.addEventListener('visibilitychange', onVisibility);
   // Registered after setScreen: setScreen disposes the screen that was there before.
   context.onDispose(() => {
     state.disposed = true;
     window.clearTimeout(state.pollTimer);
+    document.removeEventListener('visibilitychange', onVisibility);
   });
 
   let account;
@@ -230,13 +244,21 @@ export async function renderCalendars(main, accountId, context) {
   };
 
   const calendarRow = (calendar) => {
-    const items = [{
+    const items = [];
+    if (calendar.status === 'connected') {
+      items.push({
+        label: 'Bookings',
+        // Back from the dialog, the table shows what the connection test changed (a refused write).
+        onSelect: () => openBookingsDialog(accountId, calendar, { onClosed: () => loadPage({ fromPoll: true }) }),
+      });
+    }
+    items.push({
       label: 'Link to space',
       onSelect: () => openLinkDialog(accountId, calendar, (updated, space) => {
         showNotice({ kind: 'success', id: 'row-action', title: `Linked ${calendar.email} to ${spaceLabel(updated.space || space)}.` });
         loadPage();
       }),
-    }];
+    });
     if (calendar.space) items.push({ label: 'Unlink from space', onSelect: () => unlink(calendar) });
     items.push({ label: 'Remove Calendar', danger: true, onSelect: () => remove(calendar) });
     const reason = calendar.status_reason || (calendar.status === 'failed' ? calendar.last_error : null);
@@ -245,10 +267,11 @@ export async function renderCalendars(main, accountId, context) {
     return h('tr', { dataset: { email: calendar.email, status: calendar.status } },
       h('th', { scope: 'row', 'data-label': 'Email' }, calendar.email,
         calendar.display_name ? h('span', { class: 'sub' }, calendar.display_name) : null),
-      h('td', { 'data-label': 'Linked space' }, calendar.space
+      h('td', { class: 'space-cell', 'data-label': 'Linked space' }, calendar.space
         ? [spaceLabel(calendar.space)] : h('span', { class: 'muted' }, 'Not linked')),
       h('td', { 'data-label': 'Status' }, statusBadge(calendar.status),
         reason ? h('p', { class: 'reason' }, reason) : null, retry ? h('p', { class: 'reason' }, retry) : null),
+      h('td', { class: 'sync-cell', 'data-label': 'Sync' }, syncCell(calendar.sync)),
       h('td', { 'data-label': 'Last activity' }, timeElement(calendar.last_activity_at || calendar.last_notification_at)),
       h('td', { class: 'actions', 'data-label': 'Actions' }, actionMenu({
         label: `More actions for ${calendar.email}`, focusKey: `calendar:${calendar.email}`, items,
@@ -283,6 +306,7 @@ export async function renderCalendars(main, accountId, context) {
           h('th', { scope: 'col' }, 'Email'),
           h('th', { scope: 'col' }, 'Linked space'),
           h('th', { scope: 'col' }, 'Status'),
+          h('th', { scope: 'col' }, 'Sync'),
           h('th', { scope: 'col' }, 'Last activity'),
           h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
         h('tbody', {}, items.map(calendarRow))));
@@ -314,10 +338,13 @@ export async function renderCalendars(main, accountId, context) {
       const items = Array.isArray(data.items) ? data.items : [];
       state.nextToken = data.continuation_token || null;
       state.counts = data.counts || null;
+      state.watchingSync = items.some((calendar) => calendar.status === 'connected');
       renderCounts(state.counts);
       const key = JSON.stringify(items);
-      // A poll that changed nothing leaves the table (and the keyboard focus in it) alone.
+      // A poll that changed nothing leaves the table (and the keyboard focus in it) alone;
+      // only its "5 minutes ago" texts move on.
       if (!fromPoll || key !== state.lastItemsKey) renderTable(items, focusTable);
+      else refreshRelativeTimes(tableArea);
       state.lastItemsKey = key;
       const first = state.page * state.pageSize + 1;
       pageInfo.textContent = items.length
@@ -328,6 +355,7 @@ export async function renderCalendars(main, accountId, context) {
     } catch (error) {
       if (state.disposed || sequence !== state.sequence) return;
       tableArea.replaceChildren(h('p', { class: 'error-text', role: 'alert' }, `The calendars could not be loaded: ${error.message}`));
+      state.lastItemsKey = ''; // the next answer puts the table back, even when its rows did not change
     } finally {
       if (sequence === state.sequence) {
         state.loading = false;
@@ -342,17 +370,20 @@ export async function renderCalendars(main, accountId, context) {
   const busy = () => state.importing
     || Boolean(state.counts && ((state.counts.queued || 0) + (state.counts.connecting || 0) > 0));
 
-  function schedulePoll() {
+  function schedulePoll(delay) {
     window.clearTimeout(state.pollTimer);
-    if (state.disposed || !busy()) return;
+    state.pollTimer = null;
+    if (state.disposed) return;
+    const wait = delay !== undefined ? delay : busy() ? POLL_MS : state.watchingSync ? SYNC_POLL_MS : null;
+    if (wait === null) return;
     state.pollTimer = window.setTimeout(() => {
-      // Never pull the rows out from under an open menu or dialog: try again shortly.
-      if (isMenuOpen() || document.querySelector('dialog[open]') || state.loading) {
+      // Never pull the rows out from under an open menu or dialog, nor poll a hidden tab: try again later.
+      if (isMenuOpen() || document.querySelector('dialog[open]') || state.loading || document.hidden) {
         schedulePoll();
         return;
       }
       loadPage({ fromPoll: true });
-    }, POLL_MS);
+    }, wait);
   }
 
   const tableHeading = h('h2', { id: 'calendars-heading', tabindex: '-1' }, 'Calendars');

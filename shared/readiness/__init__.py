@@ -1,0 +1,10 @@
+"""Tenant readiness: how far the app reaches in the tenant, what is wrong with each room, and the scripts
+that scope the app to rooms and make rooms behave.
+"""
+
+from __future__ import annotations
+
+from shared.readiness.model import Access, Finding, Kind, ReadinessRecords
+from shared.readiness.service import Readiness
+
+__all__ = ["Access", "Finding", "Kind", "Readiness", "ReadinessRecords"]
