@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import figures_connect, figures_import, figures_list, figures_sync
+from bench import figures_connect, figures_import, figures_list, figures_sync, figures_writes
 from bench.report import Figure, machine, render, write_json
 from bench.support import Bench
 from devhost.stack import Stack
@@ -28,12 +28,14 @@ SIZES: dict[str, dict[str, int]] = {
              "connect_calendars": 10_000, "serial_calendars": 100, "tenants": 10, "calendars_per_tenant": 1_000,
              "throttled_calendars": 1_000, "list_calendars": 10_000, "spaces": 10_000,
              "sync_latency_rooms": 500, "sync_booking_rate": 50, "sync_booking_seconds": 60, "sync_bare_rounds": 100,
-             "sync_initial_rooms": 1_000, "sync_bookings_per_room": 50},
+             "sync_initial_rooms": 1_000, "sync_bookings_per_room": 50,
+             "write_spaces": 100, "writes": 1_000, "storm_spaces": 100},
     "small": {"import_rows": 2_000, "row_at_a_time_rows": 500, "memory_small": 1_000, "memory_large": 10_000,
               "connect_calendars": 120, "serial_calendars": 12, "tenants": 3, "calendars_per_tenant": 60,
               "throttled_calendars": 60, "list_calendars": 1_000, "spaces": 1_000,
               "sync_latency_rooms": 50, "sync_booking_rate": 10, "sync_booking_seconds": 15, "sync_bare_rounds": 40,
-              "sync_initial_rooms": 100, "sync_bookings_per_room": 20},
+              "sync_initial_rooms": 100, "sync_bookings_per_room": 20,
+              "write_spaces": 20, "writes": 200, "storm_spaces": 10},
 }
 
 GROUPS: dict[str, tuple[list[str], Callable[[Bench, dict[str, int]], list[Figure]]]] = {
@@ -50,6 +52,7 @@ GROUPS: dict[str, tuple[list[str], Callable[[Bench, dict[str, int]], list[Figure
     "throttling": (figures_connect.THROTTLING_FIGURES,
                    lambda b, s: figures_connect.connect_throttled(b, s["throttled_calendars"])),
     "sync": (figures_sync.SYNC_FIGURES, figures_sync.sync),
+    "writes": (figures_writes.WRITE_FIGURES, figures_writes.writes),
 }
 
 

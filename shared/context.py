@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import requests
 from azure.storage.queue import TextBase64EncodePolicy
-from requests.adapters import HTTPAdapter
 
 from shared.accounts import AccountRepository, AccountService, ConsentService, ConsentStates
 from shared.audit import AuditLog
@@ -30,6 +29,7 @@ from shared.models import iso, utc_now
 from shared.ncrontab import Schedule
 from shared.notifications import NotificationInbox, SubscriptionIndex
 from shared.readiness import Readiness, ReadinessRecords
+from shared.sessions import Session
 from shared.settings import Settings
 from shared.spaces import SpaceDirectory
 from shared.storage import (
@@ -45,7 +45,7 @@ from shared.storage import (
 SYNC_MAX_WAIT_SECONDS = 10.0
 
 
-class _PinnedTrustSession(requests.Session):
+class _PinnedTrustSession(Session):
     """A session whose configured CA bundle wins over REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
     in the environment (requests lets those override `Session.verify`)."""
 
@@ -59,11 +59,8 @@ class _PinnedTrustSession(requests.Session):
 def build_http_session(settings: Settings, pool_size: int = 32) -> requests.Session:
     """The one session for Entra ID and Graph: connection pooling, and TLS verified against
     the system's trust or, when CA_BUNDLE_PATH is set, that bundle."""
-    session = _PinnedTrustSession()
+    session = _PinnedTrustSession(pool_size)
     session.verify = settings.tls_verify
-    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
     return session
 
 

@@ -14,6 +14,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
+from shared.sessions import storage_transport
 from shared.storage.tables import Table
 
 TABLE_NAMES = ("Accounts", "Calendars", "Spaces", "SpaceIndex", "ConsentStates", "Imports", "Audit", "ConnectorRuns",
@@ -35,9 +36,9 @@ class StorageAccount:
     @classmethod
     def from_connection_string(cls, connection_string: str) -> StorageAccount:
         return cls(
-            tables=TableServiceClient.from_connection_string(connection_string),
-            blobs=BlobServiceClient.from_connection_string(connection_string),
-            queues=QueueServiceClient.from_connection_string(connection_string),
+            tables=TableServiceClient.from_connection_string(connection_string, transport=storage_transport()),
+            blobs=BlobServiceClient.from_connection_string(connection_string, transport=storage_transport()),
+            queues=QueueServiceClient.from_connection_string(connection_string, transport=storage_transport()),
         )
 
     @classmethod
@@ -47,9 +48,12 @@ class StorageAccount:
 
         credential = DefaultAzureCredential()
         return cls(
-            tables=TableServiceClient(f"https://{account_name}.table.core.windows.net", credential=credential),
-            blobs=BlobServiceClient(f"https://{account_name}.blob.core.windows.net", credential=credential),
-            queues=QueueServiceClient(f"https://{account_name}.queue.core.windows.net", credential=credential),
+            tables=TableServiceClient(f"https://{account_name}.table.core.windows.net", credential=credential,
+                                      transport=storage_transport()),
+            blobs=BlobServiceClient(f"https://{account_name}.blob.core.windows.net", credential=credential,
+                                    transport=storage_transport()),
+            queues=QueueServiceClient(f"https://{account_name}.queue.core.windows.net", credential=credential,
+                                      transport=storage_transport()),
         )
 
     def table(self, name: str) -> Table:

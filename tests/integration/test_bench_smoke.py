@@ -17,11 +17,13 @@ import pytest
 
 from bench.figures_connect import CONNECT_FIGURES, THROTTLING_FIGURES
 from bench.figures_sync import SYNC_FIGURES
+from bench.figures_writes import WRITE_FIGURES
 
 ROOT = Path(__file__).resolve().parents[2]
 # Figure names as printed; some carry the size, e.g. "import memory 10k vs 1k rows".
 FIGURE_PREFIXES = ["CSV import vs row-at-a-time", "CSV import vs raw Azurite EGT", "import memory",
-                   "list calendars p95", "space search p95", *CONNECT_FIGURES, *THROTTLING_FIGURES, *SYNC_FIGURES]
+                   "list calendars p95", "space search p95", *CONNECT_FIGURES, *THROTTLING_FIGURES, *SYNC_FIGURES,
+                   *WRITE_FIGURES]
 NUMBER = r"-?[\d,]+(?:\.\d+)?"
 
 
