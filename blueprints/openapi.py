@@ -12,6 +12,7 @@ import azure.functions as func
 
 import shared
 from blueprints.http import json_response, public_endpoint
+from shared.readiness import MAX_ROOMS_PER_CHECK
 
 bp = func.Blueprint()
 
@@ -270,8 +271,8 @@ PATHS: dict[str, Any] = {
                 "rejected": {"type": "array", "items": {"type": "object", "properties": {
                     "line": {"type": "integer"}, "reason": STRING}}}}}),
                            request={"content": {"application/json": {"schema": {"type": "object", "properties": {
-                               # maxItems keeps generated test bodies small; the server takes up to 1 MiB.
-                               "spaces": {"type": "array", "maxItems": 20, "items": {"type": "object"}}}}},
+                               # No item limit: the server takes a body of up to 1 MiB.
+                               "spaces": {"type": "array", "items": {"type": "object"}}}}},
                                **CSV_BODY["content"]}}),
     },
     "/api/spaces/{space_id}": {"get": _operation("One space and its link", "200", _json(_ref("Space")),
@@ -346,7 +347,8 @@ PATHS: dict[str, Any] = {
         "post": _operation("Check again: the app's access, then the account's rooms (or the rooms named)", "200",
                            _json(_ref("Readiness")), parameters=CAL, errors=(*ADMIN_ERRORS, "502", "503"),
                            request=_json({"type": "object", "properties": {"rooms": {
-                               "type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 320}}}}))},
+                               "type": "array", "maxItems": MAX_ROOMS_PER_CHECK,
+                               "items": {"type": "string", "maxLength": 320}}}}))},
     "/api/accounts/{account_id}/readiness/rbac.ps1": {
         "get": _operation("The RBAC for Applications script that scopes the app to room mailboxes", "200",
                           SCRIPT_RESPONSE, parameters=CAL)},

@@ -5,6 +5,6 @@ that scope the app to rooms and make rooms behave.
 from __future__ import annotations
 
 from shared.readiness.model import Access, Finding, Kind, ReadinessRecords
-from shared.readiness.service import Readiness
+from shared.readiness.service import MAX_ROOMS_PER_CHECK, Readiness
 
-__all__ = ["Access", "Finding", "Kind", "Readiness", "ReadinessRecords"]
+__all__ = ["MAX_ROOMS_PER_CHECK", "Access", "Finding", "Kind", "Readiness", "ReadinessRecords"]

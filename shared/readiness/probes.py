@@ -30,8 +30,9 @@ MAX_WAIT_SECONDS = 5.0
 
 HYBRID_FIX = ("move the mailbox to Exchange Online (Graph cannot reach on-premises or hybrid mailboxes), or leave "
               "the room out")
-SCOPE_FIX = ("add the room to the app's RBAC for Applications scope (the room settings and RBAC scripts below), "
-             "then check again; Exchange takes 30 minutes to 2 hours to apply a new scope")
+SCOPE_FIX = ("the app's RBAC for Applications scope leaves this mailbox out: the RBAC script scopes the app to "
+             "room mailboxes (RecipientTypeDetails RoomMailbox), so make it one (Set-Mailbox -Type Room) or leave it "
+             "out; a scope just set takes Exchange 30 minutes to 2 hours to apply, then check again")
 
 
 def probe_access(graph: GraphClient, tenant_id: str, rooms: set[str]) -> tuple[Access, str]:

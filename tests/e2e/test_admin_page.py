@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
 from playwright.sync_api import Page, expect
 
+from shared.connector.runs import RUN_PARTITION
+from shared.models import iso, iso_precise, utc_now
+from shared.storage import StorageAccount
 from tests.e2e.conftest import ADMIN_USER, PHONE, shoot, sign_in
 from tests.e2e.pages import calendar_row, open_manage, row_action, table_settled
 from tests.flows import new_sim_tenant, verified_account
@@ -219,6 +223,26 @@ def test_connect_calendars_shows_connected_without_reloading(admin_page: Any, ad
         expect(calendar_row(page, email).get_by_text("Connected", exact=True)).to_be_visible(timeout=30_000)
     assert navigations == [], navigations  # no reload: the page polled
     shoot(page, "09-calendars-connected")
+
+
+def test_a_run_that_stopped_midway_is_named_under_the_connect_button(admin_page: Any, admin: Any,
+                                                                    stack: Any) -> None:
+    """A run killed mid-connect (kill -9, a host restart) leaves a record that never finished: the
+    page says so and what happens to the rooms it held."""
+    page, _problems = admin_page
+    account = verified_account(admin, stack, rooms=1)
+    runs = StorageAccount.from_connection_string(stack.storage_connection_string).table("ConnectorRuns")
+    started = utc_now() - timedelta(seconds=20)
+    run_id = f"e2e-{unique()}"
+    runs.upsert({"PartitionKey": RUN_PARTITION, "RowKey": f"{10**13 - int(started.timestamp() * 1000):013d}-{run_id}",
+                 "run_id": run_id, "started_at": iso(started), "finished_at": "", "heartbeat_at": iso(started),
+                 "alive_until": iso_precise(started + timedelta(seconds=5)),
+                 "deadline_at": iso(started + timedelta(minutes=10))})
+    open_manage(page, stack.base_url, account["account_id"])
+    line = page.locator("p.connector-line")
+    expect(line).to_contain_text("A later run stopped before it finished")
+    expect(line).to_contain_text("the rooms it held wait until their leases lapse")
+    runs.delete(RUN_PARTITION, f"{10**13 - int(started.timestamp() * 1000):013d}-{run_id}")
 
 
 def test_link_by_search_and_browse_then_unlink_and_remove(admin_page: Any, admin: Any, stack: Any) -> None:

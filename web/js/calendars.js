@@ -141,10 +141,19 @@ export async function renderCalendars(main, accountId, context) {
       const status = await api('GET', '/api/connector/status');
       const parts = [];
       if (status && status.next_run_at) parts.push(`Next connector run: ${formatDue(status.next_run_at)}.`);
+      const running = (status && status.running) || [];
+      if (running.length && running[0].started_at) {
+        parts.push(`A connector run is in progress (started ${formatDateTime(running[0].started_at)}).`);
+      }
       const last = status && status.last_run;
       if (last && last.finished_at) {
         parts.push(`Last run finished ${formatDateTime(last.finished_at)}: ${last.connected || 0} connected, `
           + `${last.renewed || 0} renewed, ${last.failed || 0} failed.`);
+      }
+      const interrupted = status && status.interrupted_run;
+      if (interrupted && interrupted.last_seen_at) {
+        parts.push(`A later run stopped before it finished (last seen ${formatDateTime(interrupted.last_seen_at)}): `
+          + 'the rooms it held wait until their leases lapse, then the next run connects them.');
       }
       connectorLine.textContent = parts.join(' ');
     } catch {
