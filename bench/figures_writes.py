@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bench.report import Figure, ratio
-from bench.support import ApiSession, Bench, BenchError, Load
+from bench.support import ApiSession, Bench, Load, admin_session
 from bench.sync_rooms import LATENCY_MS, Rooms, connected_rooms, graph_time, tomorrow, wait_for_quiet
 from shared.bookings.writes import MAX_WAIT_SECONDS, WRITE_TIMEOUT_SECONDS
 from shared.context import AppContext
@@ -73,13 +73,7 @@ def writes(bench: Bench, sizes: dict[str, int]) -> list[Figure]:
 
 def _writer(bench: Bench) -> ApiSession:
     """Signed in as the workplace system: the app role bookings.write, not an administrator."""
-    session = ApiSession(bench.stack.base_url)
-    response = session.post("/.auth/login/dev", data={"user": WRITER, "roles": "bookings.write"},
-                            allow_redirects=False)
-    if response.status_code != 302:
-        raise BenchError(f"dev sign-in answered {response.status_code}: {response.text[:200]}")
-    session.headers["X-Requested-With"] = "XMLHttpRequest"
-    return session
+    return admin_session(bench.stack, WRITER, "bookings.write")
 
 
 # --- writes/s -------------------------------------------------------------------------------

@@ -46,11 +46,11 @@ class ApiSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-def admin_session(stack: Stack) -> ApiSession:
-    """Signed in as an administrator the way the browser is (devhost's dev sign-in)."""
+def admin_session(stack: Stack, user: str = ADMIN_USER, roles: str = "administrator") -> ApiSession:
+    """Signed in the way the browser is (devhost's dev sign-in): an administrator unless `roles` says
+    otherwise (the workplace system signs in with the app role bookings.write)."""
     session = ApiSession(stack.base_url)
-    response = session.post("/.auth/login/dev", data={"user": ADMIN_USER, "roles": "administrator"},
-                            allow_redirects=False)
+    response = session.post("/.auth/login/dev", data={"user": user, "roles": roles}, allow_redirects=False)
     if response.status_code != 302:
         raise BenchError(f"dev sign-in answered {response.status_code}: {response.text[:200]}")
     session.headers["X-Requested-With"] = "XMLHttpRequest"

@@ -23,6 +23,16 @@ INFRA_PYTHON = INFRA_VENV / "bin" / "python"
 CHECKOV = INFRA_VENV / "bin" / "checkov"
 PARSE_BICEP = Path(__file__).with_name("parse_bicep.py")
 PARSE_TIMEOUT_SECONDS = 300
+# The built-in Azure roles the Bicep may assign, by role definition id.
+ROLE_NAMES = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a": "Storage Queue Data Message Sender",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+}
 
 
 def require_infra_venv() -> None:

@@ -16,6 +16,7 @@ from shared.settings import SETTING_DESCRIPTIONS
 from tests.infra.support import (
     INFRA,
     REPO,
+    ROLE_NAMES,
     bicep_files,
     bicep_tree,
     decorator_types,
@@ -200,18 +201,9 @@ def test_key_vault_is_rbac_only_and_recoverable() -> None:
 
 
 def test_identity_gets_only_the_data_roles_it_needs() -> None:
-    roles = {
-        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
-        "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
-        "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
-        "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a": "Storage Queue Data Message Sender",
-        "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
-        "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
-        "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
-    }
     guid = re.compile(r"'([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'")
     role_ids = {role_id for path in bicep_files() for role_id in guid.findall(path.read_text())}
-    assert role_ids == set(roles), f"unexpected role definitions: {sorted(role_ids - set(roles))}"
+    assert role_ids == set(ROLE_NAMES), f"unexpected role definitions: {sorted(role_ids - set(ROLE_NAMES))}"
 
 
 def test_function_app_runs_python_311_on_flex_consumption() -> None:

@@ -13,21 +13,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.infra.support import INFRA, REPO, bicep_tree, resources_of_type
+from tests.infra.support import INFRA, REPO, ROLE_NAMES, bicep_tree, resources_of_type
 
 MAIN = INFRA / "main.bicep"
 ROLES = INFRA / "modules" / "roles.bicep"
 ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments"
 
-ROLE_NAMES = {
-    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
-    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
-    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
-    "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a": "Storage Queue Data Message Sender",
-    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
-    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
-    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
-}
 
 # Every grant, by the scope it is made on (the `existing` resource symbol in roles.bicep).
 EXPECTED_GRANTS = {
