@@ -1,6 +1,6 @@
 """Bulk add by CSV: the template, the upload, the blob-triggered import, its records and report, the export.
 
-Thin triggers over `shared.csv_import.CalendarImports`: they read the request or the
+Thin triggers over `shared.imports.CalendarImports`: they read the request or the
 blob's name, call one domain function and render the result. No rule lives here.
 """
 

@@ -338,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-seed", action="store_true", help="load demo data (devhost/demo.py) after start")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs log every request at INFO
     if not AZURITE.exists():
         print(f"{AZURITE} is missing: run `make setup` first.", file=sys.stderr)
         return 2
