@@ -10,7 +10,8 @@ killed round's lease expires and the message's next delivery runs it again. Thro
 5xx) puts the message back until Retry-After; a refusal an admin must fix (access denied,
 mailbox gone) is recorded on the sync state and the message is done; anything else raises, so
 the host retries and, after the last try, moves the message to the poison queue — the last try
-records the error first, so the page shows it.
+records the error first, so the page shows it. A message is judged by the room's sync state
+before its calendar is read, so one already covered costs one read.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class BookingSync:
         """Do what one message asks; returns what happened (for the log). What raises is retried by
         the host; the last delivery before the poison queue leaves its reason on the sync state."""
         try:
-            return self._handle(body, dequeue_count)
+            return self._handle(body)
         except Exception as error:
             if dequeue_count >= LAST_DELIVERY:
                 self._record_poison(body, error)
@@ -107,26 +108,30 @@ class BookingSync:
         except Exception:  # noqa: BLE001 - the message still goes to the poison queue; the log has both
             log.exception("could not record the sync error of %s", message["room_email"])
 
-    def _handle(self, body: bytes | str, dequeue_count: int) -> str:
+    def _handle(self, body: bytes | str) -> str:
         message = _parse(body)
         if message is None:
             log.warning("dropped a calendar-changes message that is not one of ours")
             return "dropped: unreadable"
-        calendar = self.calendars.find(message["account_id"], message["room_email"])
-        if calendar is None:
-            log.info("dropped a change for %s: no such calendar", message["room_email"])
-            return "dropped: unknown calendar"
-        if calendar.status is not CalendarStatus.CONNECTED:
-            return f"dropped: the calendar is {calendar.status.value}"
-        full = message["change_type"] in FULL_KINDS or calendar.resync_needed
+        # The sync state first: a message an earlier or the running round covers (about half of them
+        # under a backlog) costs this one read. A lost notification's `resync_needed` flag, read from
+        # the calendar below, always comes with its own `missed` message, judged as a full one here.
+        state = self.states.get(message["account_id"], message["room_email"])
+        full = message["change_type"] in FULL_KINDS
         received = _moment(message.get("received_at")) or utc_now()
-        state = self.states.get(calendar.account_id, calendar.email)
         if _covered(state.last_full_at if full else state.last_round_started_at, received):
             return "covered by an earlier round"
         if state.lease is not None and state.lease.is_live():
             if (state.round_is_full or not full) and _covered(state.round_started_at, received):
                 return "covered by the running round"
             return self._follow_up(message, FOLLOW_UP_SECONDS, "waiting for the running round")
+        calendar = self.calendars.find(message["account_id"], message["room_email"])
+        if calendar is None:
+            log.info("dropped a change for %s: no such calendar", message["room_email"])
+            return "dropped: unknown calendar"
+        if calendar.status is not CalendarStatus.CONNECTED:
+            return f"dropped: the calendar is {calendar.status.value}"
+        full = full or calendar.resync_needed
         state.lease = Lease.new(uuid.uuid4().hex[:12], ROUND_LEASE)
         state.round_started_at = iso_precise(utc_now())
         state.round_is_full = full or not state.delta_link
@@ -134,10 +139,9 @@ class BookingSync:
             self.states.save(state)
         except (Conflict, ConcurrencyConflict):
             return self._follow_up(message, FOLLOW_UP_SECONDS, "another round took the room first")
-        return self._round(calendar, state, message, full, dequeue_count)
+        return self._round(calendar, state, message, full)
 
-    def _round(self, calendar: Calendar, state: SyncState, message: dict[str, Any], full: bool,
-               dequeue_count: int) -> str:
+    def _round(self, calendar: Calendar, state: SyncState, message: dict[str, Any], full: bool) -> str:
         window = sync_window(utc_now(), self.days_back, self.days_ahead)
         same_window = (state.window_start, state.window_end) == (iso(window[0]), iso(window[1]))
         link = state.delta_link if state.delta_link and same_window and not full else None

@@ -5,6 +5,9 @@ behave as Graph's state says."""
 
 from __future__ import annotations
 
+import json
+
+from shared.models import iso_precise, utc_now
 from tests.conftest import signed_in_session
 from tests.helpers import wait_until
 from tests.integration.connector_support import set_knobs, sim
@@ -12,6 +15,7 @@ from tests.integration.sync_support import (
     at,
     book,
     calendar_sync,
+    counting_sync,
     graph_time,
     linked_room,
     space_bookings,
@@ -151,3 +155,15 @@ def test_a_cursor_the_feed_no_longer_keeps_is_gone(admin):
     ancient = base64.urlsafe_b64encode(b"00000000000000001-abcd").decode().rstrip("=")
     assert admin.get("/api/bookings/changes", params={"cursor": ancient}).status_code == 410
     assert admin.get("/api/bookings/changes", params={"cursor": "not a cursor"}).status_code == 400
+
+
+def _message(room: dict, received_at: str | None = None) -> str:
+    return json.dumps({"account_id": room["account_id"], "room_email": room["email"], "change_type": "updated",
+                       "received_at": received_at or iso_precise(utc_now())})
+
+
+def test_a_message_an_earlier_round_covered_costs_one_read(admin, stack, fire, app_context):
+    room = linked_room(admin, stack, fire)
+    sync, made = counting_sync(stack, app_context)
+    assert sync.handle(_message(room, received_at="2020-01-01T00:00:00Z")) == "covered by an earlier round"
+    assert [(name, method) for name, method, _ in made] == [("SyncStates", "GET")]
