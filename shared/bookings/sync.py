@@ -11,7 +11,9 @@ killed round's lease expires and the message's next delivery runs it again. Thro
 mailbox gone) is recorded on the sync state and the message is done; anything else raises, so
 the host retries and, after the last try, moves the message to the poison queue — the last try
 records the error first, so the page shows it. A message is judged by the room's sync state
-before its calendar is read, so one already covered costs one read.
+before its calendar is read, so one already covered costs one read; a round ends by saving that
+state If-Match, and a save that finds the row gone means the calendar was removed meanwhile
+(removing it deletes the state before the bookings), so the round removes what it wrote.
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ class BookingSync:
         if calendar.status is not CalendarStatus.CONNECTED:
             return f"dropped: the calendar is {calendar.status.value}"
         full = full or calendar.resync_needed
+        inserted = state.etag is None  # this round makes the room's state row
         state.lease = Lease.new(uuid.uuid4().hex[:12], ROUND_LEASE)
         state.round_started_at = iso_precise(utc_now())
         state.round_is_full = full or not state.delta_link
@@ -139,9 +142,10 @@ class BookingSync:
             self.states.save(state)
         except (Conflict, ConcurrencyConflict):
             return self._follow_up(message, FOLLOW_UP_SECONDS, "another round took the room first")
-        return self._round(calendar, state, message, full)
+        return self._round(calendar, state, message, full, inserted)
 
-    def _round(self, calendar: Calendar, state: SyncState, message: dict[str, Any], full: bool) -> str:
+    def _round(self, calendar: Calendar, state: SyncState, message: dict[str, Any], full: bool,
+               inserted: bool) -> str:
         window = sync_window(utc_now(), self.days_back, self.days_ahead)
         same_window = (state.window_start, state.window_end) == (iso(window[0]), iso(window[1]))
         link = state.delta_link if state.delta_link and same_window and not full else None
@@ -160,12 +164,12 @@ class BookingSync:
         except Exception as error:
             self._release(state, error=f"the sync round failed ({type(error).__name__}); retrying")
             raise
-        self._finish(calendar, state, result, window)
+        self._finish(calendar, state, result, window, inserted)
         kind = "full" if result.full else "incremental"
         return f"synced ({kind}: +{result.added} ~{result.changed} -{result.removed})"
 
     def _finish(self, calendar: Calendar, state: SyncState, result: RoundResult,
-                window: tuple[datetime, datetime]) -> None:
+                window: tuple[datetime, datetime], inserted: bool) -> None:
         now = utc_now()
         state.delta_link = result.delta_link
         state.window_start, state.window_end = iso(window[0]) or "", iso(window[1]) or ""
@@ -179,11 +183,12 @@ class BookingSync:
                                                   now + NEXT_BOOKINGS_HORIZON) if b.blocks_the_room][:NEXT_BOOKINGS]
         state.next_bookings = [{"id": b.booking_id, "start": b.start, "end": b.end, "subject": b.to_api()["subject"],
                                 "is_all_day": b.is_all_day, "is_private": b.is_private} for b in upcoming]
-        self._release(state, error="")
-        if self.calendars.find(calendar.account_id, calendar.email) is None:
-            # Removed while the round ran: what it wrote must not outlive it.
-            self.store.remove_calendar(calendar.account_id, calendar.email)
+        if not self._release(state, error=""):
+            return
+        if inserted and self.calendars.find(calendar.account_id, calendar.email) is None:
+            # Removed while this round ran, after the row it made was gone: nothing failed the save.
             self.states.delete(calendar.account_id, calendar.email)
+            self.store.remove_calendar(calendar.account_id, calendar.email)
         elif result.full and calendar.resync_needed:
             self._clear_resync_needed(calendar)
 
@@ -199,7 +204,10 @@ class BookingSync:
         state.lease = state.lease.renewed(ROUND_LEASE)
         self.states.save(state)
 
-    def _release(self, state: SyncState, *, error: str) -> None:
+    def _release(self, state: SyncState, *, error: str) -> bool:
+        """Give up the lease (and say how the round went); False when the state was written by someone
+        else meanwhile. When its row is gone, the calendar was removed (which deletes the state before
+        the bookings), so what this round wrote after the bookings went is removed here."""
         state.lease = None
         state.round_started_at = ""
         state.round_is_full = False
@@ -209,8 +217,14 @@ class BookingSync:
             state.last_error, state.error_at, state.errors = "", "", 0
         try:
             self.states.save(state)
+            return True
         except (Conflict, ConcurrencyConflict):
-            log.warning("the sync state of %s changed while its round ran; its lease had expired", state.email)
+            if state.etag and self.states.get(state.account_id, state.email).etag is None:
+                log.info("%s was removed while its round ran: removing what the round wrote", state.email)
+                self.store.remove_calendar(state.account_id, state.email)
+            else:
+                log.warning("the sync state of %s changed while its round ran; its lease had expired", state.email)
+            return False
 
     def _clear_resync_needed(self, calendar: Calendar) -> None:
         current: Calendar | None = calendar
@@ -253,8 +267,9 @@ class BookingSync:
             requested += self.request_resync(due, "daily round")
             for email in states:
                 if self.calendars.find(account_id, email) is None:
-                    self.store.remove_calendar(account_id, email)
+                    # The state first, as removing a calendar does: a round still running fails to save.
                     self.states.delete(account_id, email)
+                    self.store.remove_calendar(account_id, email)
                     purged += 1
         return {"requested": requested, "purged": purged, "changes_pruned": self.feed.prune()}
 

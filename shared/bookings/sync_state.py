@@ -4,7 +4,8 @@ Owns one row per synced calendar: the round's lease (one round per calendar at a
 instance), when the running and the last finished round started (what coalesces notifications),
 the stored deltaLink and the window it belongs to, counts and the next bookings for the page,
 and the last sync error. Every write is If-Match: a round that lost its lease learns it when it
-saves. It never calls Graph.
+saves, and so does a round whose calendar was removed meanwhile (removing it deletes this row
+first). It never calls Graph.
 """
 
 from __future__ import annotations

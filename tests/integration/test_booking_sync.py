@@ -167,3 +167,21 @@ def test_a_message_an_earlier_round_covered_costs_one_read(admin, stack, fire, a
     sync, made = counting_sync(stack, app_context)
     assert sync.handle(_message(room, received_at="2020-01-01T00:00:00Z")) == "covered by an earlier round"
     assert [(name, method) for name, method, _ in made] == [("SyncStates", "GET")]
+
+
+def _quiet(admin, stack, room) -> None:  # noqa: ANN001
+    """The room's notifications are dropped, so no round runs but those the test runs itself."""
+    set_knobs(stack, room["tenant_id"], notification_drop_rate=1.0)
+    wait_until(lambda: (calendar_sync(admin, room) or {}).get("syncing") is False, timeout=30)
+
+
+def test_a_round_reads_its_calendar_once(admin, stack, fire, app_context):
+    room = linked_room(admin, stack, fire)
+    _quiet(admin, stack, room)
+    sync, made = counting_sync(stack, app_context)
+    for n in range(4):
+        book(stack, room, f"Meeting {n}", at(n + 1), at(n + 1, 30))
+    assert sync.handle(_message(room)).startswith("synced (incremental: +4")
+    # Read to start the round, not again to see whether it was removed meanwhile: the sync state's
+    # If-Match save says so.
+    assert [method for name, method, _ in made if name == "Calendars"] == ["GET"]
