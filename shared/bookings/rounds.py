@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from shared.bookings.feed import REMOVED, UPSERTED, ChangeFeed, change
@@ -43,6 +43,9 @@ class RoundResult:
     removed: int = 0
     changed: int = 0
     skipped: int = 0
+    # The calendar's rows as the round left them, by booking id: a full round's are all of them; an
+    # incremental round's are those its pages named (None: not in the table), the rest untouched.
+    rows: dict[str, Booking | None] = field(default_factory=dict)
 
 
 class DeltaRounds:
@@ -71,13 +74,16 @@ class DeltaRounds:
     def _incremental(self, calendar: Calendar, link: str, renew: Callable[[], None]) -> RoundResult:
         result = RoundResult(full=False, delta_link=link, bookings=None)
         for page in self._pages(calendar, link=link):
-            stored = self.store.find_many(calendar.account_id, calendar.email, [*page.removed,
-                                                                               *(e["id"] for e in page.events)])
+            named = [*page.removed, *(e["id"] for e in page.events)]
+            stored = self.store.find_many(calendar.account_id, calendar.email, named)
             upserts, changes = self._read(calendar, page, stored, result)
             removals = [stored[booking_id] for booking_id in page.removed if booking_id in stored]
             changes += [change(REMOVED, calendar.account_id, calendar.email, calendar.space_id, booking=b,
                                reason="removed from the calendar") for b in removals]
             self._write(upserts, removals, changes)
+            result.rows.update({booking_id: stored.get(booking_id) for booking_id in named})
+            result.rows.update({booking.booking_id: booking for booking in upserts})
+            result.rows.update(dict.fromkeys(page.removed))
             result.removed += len(removals)
             result.delta_link = page.delta_link or result.delta_link
             renew()
@@ -86,17 +92,20 @@ class DeltaRounds:
     def _full(self, calendar: Calendar, window: tuple[datetime, datetime], renew: Callable[[], None]) -> RoundResult:
         existing = {booking.booking_id: booking for booking in self.store.of_calendar(calendar.account_id,
                                                                                     calendar.email)}
-        result = RoundResult(full=True, delta_link="", bookings=0)
+        result = RoundResult(full=True, delta_link="", bookings=0, rows=dict(existing))
         seen: set[str] = set()
         for page in self._pages(calendar, window=window):
             upserts, changes = self._read(calendar, page, existing, result)
             seen.update(event["id"] for event in page.events)
             self._write(upserts, [], changes)
+            result.rows.update({booking.booking_id: booking for booking in upserts})
             result.delta_link = page.delta_link or result.delta_link
             renew()
         removals = [booking for booking_id, booking in existing.items() if booking_id not in seen]
         self._write([], removals, [change(REMOVED, calendar.account_id, calendar.email, calendar.space_id, booking=b,
                                           reason="no longer on the calendar in the window") for b in removals])
+        for booking in removals:
+            del result.rows[booking.booking_id]
         result.removed = len(removals)
         result.bookings = len(seen) - result.skipped
         return result

@@ -32,6 +32,7 @@ from shared.bookings.feed import ChangeFeed
 from shared.bookings.rounds import DeltaRounds, RoundResult, sync_window
 from shared.bookings.store import BookingStore
 from shared.bookings.sync_state import SyncState, SyncStates
+from shared.bookings.upcoming import REACH, Upcoming
 from shared.calendars import Calendar, CalendarRepository
 from shared.errors import ConcurrencyConflict, Conflict
 from shared.graph import GraphError, IdentityUnavailable, TokenRefused
@@ -50,8 +51,6 @@ FOLLOW_UP_SECONDS = 2
 MAX_FOLLOW_UPS = 60
 # The host's maxDequeueCount (host.json): the last delivery before the poison queue.
 LAST_DELIVERY = 5
-NEXT_BOOKINGS = 3
-NEXT_BOOKINGS_HORIZON = timedelta(days=14)
 # A full round at least this often, even when nothing was announced.
 SAFETY_ROUND = timedelta(hours=24)
 
@@ -179,10 +178,8 @@ class BookingSync:
             state.last_full_at = state.round_started_at
         state.bookings = result.bookings if result.bookings is not None else max(
             0, state.bookings + result.added - result.removed)
-        upcoming = [b for b in self.store.between(calendar.account_id, calendar.email, now,
-                                                  now + NEXT_BOOKINGS_HORIZON) if b.blocks_the_room][:NEXT_BOOKINGS]
-        state.next_bookings = [{"id": b.booking_id, "start": b.start, "end": b.end, "subject": b.to_api()["subject"],
-                                "is_all_day": b.is_all_day, "is_private": b.is_private} for b in upcoming]
+        state.upcoming = self._upcoming(calendar, state, result, now)
+        state.next_bookings = state.upcoming.shown()
         if not self._release(state, error=""):
             return
         if inserted and self.calendars.find(calendar.account_id, calendar.email) is None:
@@ -191,6 +188,15 @@ class BookingSync:
             self.store.remove_calendar(calendar.account_id, calendar.email)
         elif result.full and calendar.resync_needed:
             self._clear_resync_needed(calendar)
+
+    def _upcoming(self, calendar: Calendar, state: SyncState, result: RoundResult, now: datetime) -> Upcoming:
+        """The room's next bookings from what the round holds; the table only when that cannot tell."""
+        if result.full:
+            return Upcoming.of((b for b in result.rows.values() if b is not None), now)
+        known = state.upcoming.after(result.rows, now) if state.upcoming is not None else None
+        if known is not None:
+            return known
+        return Upcoming.of(self.store.between(calendar.account_id, calendar.email, now, now + REACH), now)
 
     # --- the lease -------------------------------------------------------------------------
 

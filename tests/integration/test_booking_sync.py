@@ -6,8 +6,11 @@ behave as Graph's state says."""
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime, timedelta
 
-from shared.models import iso_precise, utc_now
+from shared.bookings.upcoming import HORIZON, SHOWN, entry
+from shared.models import iso_precise, parse_iso, utc_now
 from tests.conftest import signed_in_session
 from tests.helpers import wait_until
 from tests.integration.connector_support import set_knobs, sim
@@ -162,6 +165,18 @@ def _message(room: dict, received_at: str | None = None) -> str:
                        "received_at": received_at or iso_precise(utc_now())})
 
 
+def _quiet(admin, stack, room) -> None:  # noqa: ANN001
+    """The room's notifications are dropped, so no round runs but those the test runs itself."""
+    set_knobs(stack, room["tenant_id"], notification_drop_rate=1.0)
+    wait_until(lambda: (calendar_sync(admin, room) or {}).get("syncing") is False, timeout=30)
+
+
+def _event(stack, room, event_id: str, method: str, **body) -> None:  # noqa: ANN001
+    response = sim(stack, method, f"tenants/{room['tenant_id']}/mailboxes/{room['email']}/events/{event_id}",
+                   json=body or None)
+    assert response.status_code in (200, 204), response.text
+
+
 def test_a_message_an_earlier_round_covered_costs_one_read(admin, stack, fire, app_context):
     room = linked_room(admin, stack, fire)
     sync, made = counting_sync(stack, app_context)
@@ -169,19 +184,52 @@ def test_a_message_an_earlier_round_covered_costs_one_read(admin, stack, fire, a
     assert [(name, method) for name, method, _ in made] == [("SyncStates", "GET")]
 
 
-def _quiet(admin, stack, room) -> None:  # noqa: ANN001
-    """The room's notifications are dropped, so no round runs but those the test runs itself."""
-    set_knobs(stack, room["tenant_id"], notification_drop_rate=1.0)
-    wait_until(lambda: (calendar_sync(admin, room) or {}).get("syncing") is False, timeout=30)
-
-
-def test_a_round_reads_its_calendar_once(admin, stack, fire, app_context):
+def test_an_incremental_round_reads_its_calendar_once_and_no_range_of_bookings(admin, stack, fire, app_context):
     room = linked_room(admin, stack, fire)
     _quiet(admin, stack, room)
     sync, made = counting_sync(stack, app_context)
     for n in range(4):
         book(stack, room, f"Meeting {n}", at(n + 1), at(n + 1, 30))
     assert sync.handle(_message(room)).startswith("synced (incremental: +4")
-    # Read to start the round, not again to see whether it was removed meanwhile: the sync state's
-    # If-Match save says so.
+    # The calendar is read to start the round, not again to see whether it was removed meanwhile
+    # (the sync state's If-Match save says so), and the next bookings come from what the round read.
     assert [method for name, method, _ in made if name == "Calendars"] == ["GET"]
+    assert [url for name, method, url in made if name == "Bookings" and method == "GET" and " lt " in url] == []
+    shown = calendar_sync(admin, room)["next_bookings"]
+    assert [b["subject"] for b in shown] == ["Meeting 0", "Meeting 1", "Meeting 2"]
+
+
+def test_the_next_bookings_after_incremental_rounds_are_what_the_query_shows(admin, stack, fire, app_context):
+    room = linked_room(admin, stack, fire)
+    _quiet(admin, stack, room)
+    sync, made = counting_sync(stack, app_context)
+    now = datetime.now(UTC).replace(microsecond=0)
+    ends_at = now + timedelta(seconds=12)
+    book(stack, room, "Ends soon", now - timedelta(hours=1), ends_at)
+    meetings = [book(stack, room, f"Meeting {n}", at(n + 1), at(n + 1, 30)) for n in range(8)]
+    book(stack, room, "Free", at(1, 10), at(1, 20), showAs="free")
+
+    def round_shows() -> list[str]:
+        assert sync.handle(_message(room)).startswith("synced (incremental")
+        state = sync.states.get(room["account_id"], room["email"])
+        moment = parse_iso(state.upcoming.at)
+        query = [entry(b) for b in app_context.bookings.store.between(room["account_id"], room["email"], moment,
+                                                                      moment + HORIZON)
+                 if b.blocks_the_room][:SHOWN]
+        assert state.next_bookings == query
+        return [b["subject"] for b in state.next_bookings]
+
+    def range_queries() -> int:
+        return sum(1 for name, method, url in made if name == "Bookings" and method == "GET" and " lt " in url)
+
+    assert round_shows() == ["Ends soon", "Meeting 0", "Meeting 1"]  # added
+    _event(stack, room, meetings[0]["id"], "PATCH", start=graph_time(at(30)), end=graph_time(at(31)))
+    _event(stack, room, meetings[1]["id"], "PATCH", subject="Renamed")
+    assert round_shows() == ["Ends soon", "Renamed", "Meeting 2"]  # changed
+    _event(stack, room, meetings[2]["id"], "DELETE")
+    _event(stack, room, meetings[3]["id"], "PATCH", showAs="free")
+    assert round_shows() == ["Ends soon", "Renamed", "Meeting 4"]  # removed, and no longer blocking
+    assert range_queries() == 0
+    time.sleep(max(0.0, (ends_at - datetime.now(UTC)).total_seconds()) + 1)
+    book(stack, room, "Much later", at(100), at(101))
+    assert round_shows() == ["Renamed", "Meeting 4", "Meeting 5"]  # the next booking ended
