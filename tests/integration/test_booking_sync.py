@@ -233,3 +233,59 @@ def test_the_next_bookings_after_incremental_rounds_are_what_the_query_shows(adm
     time.sleep(max(0.0, (ends_at - datetime.now(UTC)).total_seconds()) + 1)
     book(stack, room, "Much later", at(100), at(101))
     assert round_shows() == ["Renamed", "Meeting 4", "Meeting 5"]  # the next booking ended
+
+
+def _told_since(app_context, room: dict, marker: str) -> list[tuple[str, str, str]]:  # noqa: ANN001
+    """The feed's rows for the room's calendar written after `marker` (a stamp), oldest first."""
+    rows = app_context.bookings.feed.table.query_all("account_id eq @a and email eq @e",
+                                                     parameters={"a": room["account_id"], "e": room["email"]})
+    return [(r["kind"], r["space_id"], r["booking_id"]) for r in sorted(rows, key=lambda r: r["RowKey"])
+            if r["RowKey"] > marker]
+
+
+def _full_round(app_context, room: dict) -> str:  # noqa: ANN001
+    return app_context.sync.handle(json.dumps({"account_id": room["account_id"], "room_email": room["email"],
+                                               "change_type": "resync", "received_at": iso_precise(utc_now())}))
+
+
+def _stamp() -> str:
+    return f"{int(time.time() * 1_000_000):017d}"
+
+
+def _seed(stack, room: dict, count: int) -> None:  # noqa: ANN001
+    events = [{"subject": f"Seeded {n}", "start": graph_time(at(n % 200, 15 * (n // 200))),
+               "end": graph_time(at(n % 200, 15 * (n // 200) + 10))} for n in range(count)]
+    created = sim(stack, "POST", f"tenants/{room['tenant_id']}/events/bulk",
+                  json={"mailboxes": {room["email"]: events}, "notify": False})
+    assert created.status_code == 201, created.text
+
+
+def test_a_full_round_of_many_changes_tells_the_feed_once_and_of_a_few_each(admin, stack, fire, app_context):
+    room = linked_room(admin, stack, fire)
+    _quiet(admin, stack, room)
+    _seed(stack, room, 50)
+    before = _stamp()
+    assert _full_round(app_context, room).startswith("synced (full: +50 ~0 -0")
+    assert _told_since(app_context, room, before) == [("space_reset", room["space_id"], "")]
+    listed = space_bookings(admin, room, end=at(60))
+    assert len(listed) == 50
+    # Two differences: each is told, as an incremental round would.
+    _event(stack, room, listed[0]["id"], "PATCH", subject="Renamed")
+    _event(stack, room, listed[1]["id"], "DELETE")
+    before = _stamp()
+    assert _full_round(app_context, room).startswith("synced (full: +0 ~1 -1")
+    assert sorted(_told_since(app_context, room, before)) == [("removed", room["space_id"], listed[1]["id"]),
+                                                              ("upserted", room["space_id"], listed[0]["id"])]
+
+
+def test_a_full_round_still_writing_when_its_reset_could_be_read_tells_the_feed_again(admin, stack, fire,
+                                                                                    app_context):
+    room = linked_room(admin, stack, fire)
+    _quiet(admin, stack, room)
+    _seed(stack, room, 450)
+    set_knobs(stack, room["tenant_id"], latency_ms=1500)  # three pages, 1.5 s each
+    before = _stamp()
+    assert _full_round(app_context, room).startswith("synced (full: +450")
+    # A consumer may have read the space on the first reset while pages were still coming: the
+    # second, after the last row, has it read the space again.
+    assert [kind for kind, _, _ in _told_since(app_context, room, before)] == ["space_reset", "space_reset"]
