@@ -205,6 +205,7 @@ class NotificationInbox:
     def receive_changes(self, body: bytes | None) -> Outcome:
         """Verify each item and queue one message per calendar with verified changes (the round reads
         Graph's delta, so which events changed is not needed); bad items are dropped."""
+        received_at = iso(utc_now()) or ""
         items = parse_body(body)
         lookups = self._lookups(items, "change")
         rooms: dict[tuple[str, str], _Room] = {}
@@ -221,7 +222,6 @@ class NotificationInbox:
             room.changes += 1
             if change_type not in room.change_types:
                 room.change_types.append(str(change_type))
-        received_at = iso(utc_now()) or ""
         self._send([room.message(received_at) for room in rooms.values()])
         self.parallel.run([partial(self._stamp, room.calendar) for room in rooms.values()])
         if dropped:
