@@ -7,9 +7,9 @@ longer on the calendar. A notification only says "look again": the truth is the 
 page: the stored rows of its events are read, what differs is written to the change feed first
 and then to the table; an unchanged occurrence writes nothing. A full round that changes more
 than `RESET_ABOVE` bookings tells the feed so once (`space_reset`: read the space again) instead
-of each change (`_FullRoundTelling`). A round killed midway leaves the
-deltaLink where it was, so the next round redoes it; keys make that harmless (rows keyed by
-event id: never a double, never a loss). It never decides when a round runs (`sync` does).
+of each change (`_FullRoundTelling`). A round killed midway leaves the deltaLink where it was,
+so the next round redoes it; keys make that harmless (rows keyed by event id: never a double,
+never a loss). It never decides when a round runs (`sync` does).
 """
 
 from __future__ import annotations
