@@ -3,7 +3,8 @@
 Owns when a round runs. A message says "this room may have changed" (a change notification,
 `missed`, or a resync the connector, the consent flow or the daily sweep asks for); it never
 carries the change. Many messages for one room become one round: a message received before
-a round began is covered by it and dropped without a Graph call; one received while a round
+a round began is covered by it and dropped without a Graph call (a message asking for full
+rounds may name several rooms of an account: each is judged and run in turn); one received while a round
 runs comes back shortly (a delayed copy), by when the next round covers it. The round holds a
 lease on the room's sync state, so one round per room runs at a time on any instance, and a
 killed round's lease expires and the message's next delivery runs it again. Throttling (429,
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,6 +57,8 @@ LAST_DELIVERY = 5
 SAFETY_ROUND = timedelta(hours=24)
 
 FULL_KINDS = {"missed", "resync"}
+# Rooms named by one message asking for full rounds (a connector run's new rooms, the sweep).
+ROOMS_PER_MESSAGE = 8
 
 
 class BookingSync:
@@ -75,12 +79,20 @@ class BookingSync:
     # --- asking for rounds -----------------------------------------------------------------
 
     def request_resync(self, calendars: Iterable[Calendar], reason: str) -> int:
-        """A full round for each calendar (a message each, sent side by side)."""
+        """A full round for each calendar: one message per ROOMS_PER_MESSAGE rooms of an account (a
+        connector run or the sweep asks for thousands; a send costs what a round's read does), sent
+        side by side. Returns how many rooms were asked for."""
         now = iso(utc_now())
-        messages = [json.dumps({"account_id": c.account_id, "room_email": c.email, "change_type": "resync",
-                                "reason": reason, "received_at": now}) for c in calendars]
+        by_account: dict[str, list[str]] = {}
+        for calendar in calendars:
+            by_account.setdefault(calendar.account_id, []).append(calendar.email)
+        messages = [json.dumps({"account_id": account_id, "room_email": emails[start],
+                                "rooms": emails[start:start + ROOMS_PER_MESSAGE], "change_type": "resync",
+                                "reason": reason, "received_at": now})
+                    for account_id, emails in by_account.items()
+                    for start in range(0, len(emails), ROOMS_PER_MESSAGE)]
         self.parallel.run([lambda message=message: self.queue.send_message(message) for message in messages])
-        return len(messages)
+        return sum(len(emails) for emails in by_account.values())
 
     def request_account_resync(self, account_id: str, reason: str) -> int:
         return self.request_resync(self.calendars.in_status(account_id, CalendarStatus.CONNECTED), reason)
@@ -114,6 +126,29 @@ class BookingSync:
         if message is None:
             log.warning("dropped a calendar-changes message that is not one of ours")
             return "dropped: unreadable"
+        rooms = message.pop("rooms", None)
+        if isinstance(rooms, list) and len(rooms) > 1:
+            return self._each_room(message, rooms)
+        return self._handle_message(message)
+
+    def _each_room(self, message: dict[str, Any], rooms: list[Any]) -> str:
+        """A message naming several rooms (asked for together): each room's round in turn. A room whose
+        round raised gets a message of its own, so its retries and poison record are its own."""
+        outcomes: Counter[str] = Counter()
+        failed: list[dict[str, Any]] = []
+        for email in dict.fromkeys(room for room in rooms if isinstance(room, str) and room):
+            single = {**message, "room_email": email}
+            try:
+                outcomes[self._handle_message(single).split(":")[0].split(" (")[0]] += 1
+            except Exception:  # noqa: BLE001 - retried on its own below; the others are done
+                log.warning("the round of %s failed; it is retried on its own", email, exc_info=True)
+                failed.append(single)
+        self.parallel.run([lambda single=single: self.queue.send_message(json.dumps(single)) for single in failed])
+        parts = [f"{count} {outcome}" for outcome, count in outcomes.most_common()]
+        parts += [f"{len(failed)} retried on their own"] if failed else []
+        return f"{sum(outcomes.values()) + len(failed)} rooms: " + ", ".join(parts)
+
+    def _handle_message(self, message: dict[str, Any]) -> str:
         # The sync state first: a message an earlier or the running round covers (about half of them
         # under a backlog) costs this one read. A lost notification's `resync_needed` flag, read from
         # the calendar below, always comes with its own `missed` message, judged as a full one here.

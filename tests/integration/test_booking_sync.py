@@ -13,7 +13,7 @@ from shared.bookings.upcoming import HORIZON, SHOWN, entry
 from shared.models import iso_precise, parse_iso, utc_now
 from tests.conftest import signed_in_session
 from tests.helpers import wait_until
-from tests.integration.connector_support import set_knobs, sim
+from tests.integration.connector_support import account_with_calendars, set_knobs, sim
 from tests.integration.sync_support import (
     at,
     book,
@@ -289,3 +289,24 @@ def test_a_full_round_still_writing_when_its_reset_could_be_read_tells_the_feed_
     # A consumer may have read the space on the first reset while pages were still coming: the
     # second, after the last row, has it read the space again.
     assert [kind for kind, _, _ in _told_since(app_context, room, before)] == ["space_reset", "space_reset"]
+
+
+def test_a_connector_run_brings_each_new_room_its_first_round_and_one_message_runs_several(
+        admin, stack, fire, app_context):
+    account = account_with_calendars(admin, stack, rooms=3)
+    fire("connector_run")  # the rooms' first rounds are asked for once the tenant's connecting is done
+    room = {**account, "email": account["room_emails"][0]}
+    for email in account["room_emails"]:
+        wait_until(lambda email=email: (calendar_sync(admin, {**room, "email": email}) or {}).get("last_synced_at"),
+                   timeout=60, message=f"{email} never had its first round")
+    # One message naming several rooms runs each room's round in turn; a room that is not there is
+    # dropped and the others still run.
+    sync, _made = counting_sync(stack, app_context)
+    now = iso_precise(utc_now())
+    outcome = sync.handle(json.dumps({"account_id": account["account_id"], "room_email": account["room_emails"][0],
+                                      "rooms": [*account["room_emails"], f"nobody@{account['domain']}"],
+                                      "change_type": "resync", "received_at": now}))
+    assert outcome.startswith("4 rooms: "), outcome
+    assert "3 synced" in outcome and "1 dropped" in outcome, outcome
+    for email in account["room_emails"]:
+        assert app_context.sync.states.get(account["account_id"], email).last_full_at >= now
