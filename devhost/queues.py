@@ -44,6 +44,7 @@ from azure.storage.queue import ExponentialRetry, QueueClient, QueueMessage, Que
 from devhost.functions import FunctionSpec, HostConfig, Invoker, Outcome, StartupError
 from devhost.hoststorage import connection_string
 from devhost.queueconfig import MINIMUM_POLLING_SECONDS, QueueOptions, read_lease_seconds
+from shared.sessions import storage_transport
 
 log = logging.getLogger("devhost.queues")
 # TriggerMessage is the class the worker builds for a queue trigger, with every property; the
@@ -145,8 +146,11 @@ class QueueListener:
         self.options = QueueOptions.from_host_json(config.queues, config.path)
         self.lease_seconds = lease_seconds or read_lease_seconds(environ)
         # The SDK's default retries wait 15 s and more; a lease renewal or a delete must not stall that long.
+        # The app's storage transport: as many pooled connections as the batch's runs renewing and deleting
+        # (azure-core's default keeps 10 and throws the rest away).
         service = QueueServiceClient.from_connection_string(
-            connection_string(environ, spec.trigger.get("connection")), connection_timeout=5,
+            connection_string(environ, spec.trigger.get("connection")),
+            transport=storage_transport(connection_timeout=5, read_timeout=60),  # 60 s: the SDK's own default
             retry_policy=ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2, random_jitter_range=1))
         self.queue = service.get_queue_client(self.queue_name)
         poison_name = self.queue_name + POISON_SUFFIX

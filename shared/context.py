@@ -158,7 +158,10 @@ class AppContext:
                 index=index, runs=runs,
                 signing_key=settings.state_signing_key, time_limit_seconds=settings.function_time_limit_seconds,
                 on_subscribed=lambda rooms: sync.request_resync(rooms, "a new subscription")),
-            notifications=NotificationInbox(calendars=calendar_rows, index=index, queue=changes_queue),
+            # Its own pool: the webhook's look-ups must not wait behind sync rounds' reads (Graph wants
+            # an answer within 3 s).
+            notifications=NotificationInbox(calendars=calendar_rows, index=index, queue=changes_queue,
+                                            parallel=Parallel(name="notifications")),
             bookings=bookings, sync=sync,
             writes=BookingWrites(graph=graph, spaces=spaces, calendars=calendar_rows, store=booking_rows,
                                  states=sync_states, feed=feed, locks=LockRows(storage.table("BookingLocks")),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -76,6 +77,8 @@ class Session(requests.Session):
         return found
 
 
-def storage_transport() -> RequestsTransport:
-    """The transport of one storage service client (tables, blobs or queues) and the clients it makes."""
-    return RequestsTransport(session=Session())
+def storage_transport(**connection: Any) -> RequestsTransport:
+    """The transport of one storage service client (tables, blobs or queues) and the clients it makes.
+    `connection` is azure-core's connection settings (`connection_timeout`, `read_timeout`): a client
+    given its transport no longer passes its own to it."""
+    return RequestsTransport(session=Session(), **connection)

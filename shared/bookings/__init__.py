@@ -1,7 +1,8 @@
 """Bookings: a connected room's calendar kept in the Bookings table, read by the workplace system.
 
 Owns the booking model and its table, the change feed, each calendar's sync state, the delta
-rounds, turning the changes queue into rounds, the bookings API, and writing bookings back.
+rounds, turning the changes queue into rounds, a room's next bookings, the bookings API, and
+writing bookings back.
 """
 
 from __future__ import annotations

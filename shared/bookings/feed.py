@@ -99,7 +99,8 @@ class ChangeFeed:
 def change(kind: str, account_id: str, email: str, space_id: str | None, booking: Booking | None = None,
            booking_id: str = "", reason: str = "") -> dict[str, Any]:
     """One change row's content: a booking written or removed, or a space whose bookings all changed
-    (`space_reset`: linked to another calendar, unlinked, or its calendar removed)."""
+    (`space_reset`: linked to another calendar, unlinked, its calendar removed, or a full round
+    that changed many of them)."""
     return {"kind": kind, "account_id": account_id, "email": email, "space_id": space_id or "",
             "booking_id": booking.booking_id if booking else booking_id, "reason": reason,
             "booking": json.dumps(booking.to_api(space_id)) if booking is not None and kind == UPSERTED else ""}

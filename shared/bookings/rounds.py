@@ -5,19 +5,22 @@ what Graph says changed; a full round (no link, a new window, a `410`, a missed 
 a new subscription, the daily safety round) lists the whole window and also removes what is no
 longer on the calendar. A notification only says "look again": the truth is the round. For each
 page: the stored rows of its events are read, what differs is written to the change feed first
-and then to the table; an unchanged occurrence writes nothing. A round killed midway leaves the
-deltaLink where it was, so the next round redoes it; keys make that harmless (rows keyed by
-event id: never a double, never a loss). It never decides when a round runs (`sync` does).
+and then to the table; an unchanged occurrence writes nothing. A full round that changes more
+than `RESET_ABOVE` bookings tells the feed so once (`space_reset`: read the space again) instead
+of each change (`_FullRoundTelling`). A round killed midway leaves the deltaLink where it was,
+so the next round redoes it; keys make that harmless (rows keyed by event id: never a double,
+never a loss). It never decides when a round runs (`sync` does).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from shared.bookings.feed import REMOVED, UPSERTED, ChangeFeed, change
+from shared.bookings.feed import REMOVED, SETTLE_SECONDS, SPACE_RESET, UPSERTED, ChangeFeed, change
 from shared.bookings.model import Booking, Unreadable, booking_from_event
 from shared.bookings.store import BookingStore
 from shared.calendars import Calendar
@@ -25,6 +28,9 @@ from shared.graph import GraphClient
 from shared.graph.events import DeltaExpired, DeltaPage, delta_pages
 
 log = logging.getLogger("rcc.sync")
+
+# A full round changing more bookings than this tells the feed once (`space_reset`), not each.
+RESET_ABOVE = 10
 
 
 def sync_window(now: datetime, days_back: int, days_ahead: int) -> tuple[datetime, datetime]:
@@ -43,6 +49,9 @@ class RoundResult:
     removed: int = 0
     changed: int = 0
     skipped: int = 0
+    # The calendar's rows as the round left them, by booking id: a full round's are all of them; an
+    # incremental round's are those its pages named (None: not in the table), the rest untouched.
+    rows: dict[str, Booking | None] = field(default_factory=dict)
 
 
 class DeltaRounds:
@@ -71,13 +80,16 @@ class DeltaRounds:
     def _incremental(self, calendar: Calendar, link: str, renew: Callable[[], None]) -> RoundResult:
         result = RoundResult(full=False, delta_link=link, bookings=None)
         for page in self._pages(calendar, link=link):
-            stored = self.store.find_many(calendar.account_id, calendar.email, [*page.removed,
-                                                                               *(e["id"] for e in page.events)])
+            named = [*page.removed, *(e["id"] for e in page.events)]
+            stored = self.store.find_many(calendar.account_id, calendar.email, named)
             upserts, changes = self._read(calendar, page, stored, result)
             removals = [stored[booking_id] for booking_id in page.removed if booking_id in stored]
             changes += [change(REMOVED, calendar.account_id, calendar.email, calendar.space_id, booking=b,
                                reason="removed from the calendar") for b in removals]
             self._write(upserts, removals, changes)
+            result.rows.update({booking_id: stored.get(booking_id) for booking_id in named})
+            result.rows.update({booking.booking_id: booking for booking in upserts})
+            result.rows.update(dict.fromkeys(page.removed))
             result.removed += len(removals)
             result.delta_link = page.delta_link or result.delta_link
             renew()
@@ -86,17 +98,22 @@ class DeltaRounds:
     def _full(self, calendar: Calendar, window: tuple[datetime, datetime], renew: Callable[[], None]) -> RoundResult:
         existing = {booking.booking_id: booking for booking in self.store.of_calendar(calendar.account_id,
                                                                                     calendar.email)}
-        result = RoundResult(full=True, delta_link="", bookings=0)
+        result = RoundResult(full=True, delta_link="", bookings=0, rows=dict(existing))
         seen: set[str] = set()
+        telling = _FullRoundTelling(self, calendar)
         for page in self._pages(calendar, window=window):
             upserts, changes = self._read(calendar, page, existing, result)
             seen.update(event["id"] for event in page.events)
-            self._write(upserts, [], changes)
+            telling.write(upserts, [], changes)
+            result.rows.update({booking.booking_id: booking for booking in upserts})
             result.delta_link = page.delta_link or result.delta_link
             renew()
         removals = [booking for booking_id, booking in existing.items() if booking_id not in seen]
-        self._write([], removals, [change(REMOVED, calendar.account_id, calendar.email, calendar.space_id, booking=b,
-                                          reason="no longer on the calendar in the window") for b in removals])
+        telling.write([], removals, [change(REMOVED, calendar.account_id, calendar.email, calendar.space_id,
+                                            booking=b, reason="no longer on the calendar in the window")
+                                     for b in removals], last=True)
+        for booking in removals:
+            del result.rows[booking.booking_id]
         result.removed = len(removals)
         result.bookings = len(seen) - result.skipped
         return result
@@ -134,3 +151,44 @@ class DeltaRounds:
             self.feed.record(changes)
         if upserts or removals:
             self.store.write(upserts, removals)
+
+
+class _FullRoundTelling:
+    """How a full round tells the feed what it changes: each change while there are at most
+    `RESET_ABOVE` of them (held, with their rows, until the round ends or passes that); past it one
+    `space_reset` for the room's space, recorded before any row it stands for, and the rows with no
+    change each. Consumers then read the space again with one request instead of applying each
+    change. A reader sees the reset once it is `SETTLE_SECONDS` old; a round still writing by then
+    records a second one after its last row, so a space read on the first misses nothing. A
+    calendar linked to no space is told per change, as it always was."""
+
+    def __init__(self, rounds: DeltaRounds, calendar: Calendar) -> None:
+        self.rounds = rounds
+        self.calendar = calendar
+        self.upserts: list[Booking] = []
+        self.removals: list[Booking] = []
+        self.changes: list[dict] = []
+        self.reset_at: float | None = None  # when the space_reset was recorded (monotonic)
+
+    def write(self, upserts: list[Booking], removals: list[Booking], changes: list[dict], *,
+              last: bool = False) -> None:
+        if self.reset_at is not None or not self.calendar.space_id:
+            self.rounds._write(upserts, removals, [] if self.reset_at is not None else changes)
+        else:
+            self.upserts += upserts
+            self.removals += removals
+            self.changes += changes
+            if len(self.changes) > RESET_ABOVE:
+                self._reset(f"a full read of the calendar changed more than {RESET_ABOVE} bookings: "
+                            "read the space again")
+                self.rounds._write(self.upserts, self.removals, [])
+                self.upserts, self.removals, self.changes = [], [], []
+            elif last:
+                self.rounds._write(self.upserts, self.removals, self.changes)
+        if last and self.reset_at is not None and time.monotonic() - self.reset_at > SETTLE_SECONDS / 2:
+            self._reset("the full read of the calendar went on after the space could be read again: read it again")
+
+    def _reset(self, reason: str) -> None:
+        self.rounds.feed.record([change(SPACE_RESET, self.calendar.account_id, self.calendar.email,
+                                        self.calendar.space_id, reason=reason)])
+        self.reset_at = time.monotonic()

@@ -97,12 +97,14 @@ class Bookings(CalendarHooks):
     # --- what calendar changes do to bookings ----------------------------------------------
 
     def removed(self, calendar: Calendar) -> None:
-        """Its bookings and sync state go; the feed says its space's bookings changed. Repeatable."""
+        """Its sync state and bookings go; the feed says its space's bookings changed. Repeatable. The
+        state first: a round still running fails to save it and removes what it wrote after this
+        removal's; one that saved before wrote nothing this removal misses (`sync.BookingSync`)."""
         if calendar.space_id:
             self.feed.record([change(SPACE_RESET, calendar.account_id, calendar.email, calendar.space_id,
                                      reason="the space's calendar was removed")])
-        self.store.remove_calendar(calendar.account_id, calendar.email)
         self.states.delete(calendar.account_id, calendar.email)
+        self.store.remove_calendar(calendar.account_id, calendar.email)
 
     def relinked(self, calendar: Calendar, previous_space_id: str | None) -> None:
         """The calendar now serves another space (or none): both spaces' bookings changed as a whole."""

@@ -3,14 +3,18 @@
 Owns when a round runs. A message says "this room may have changed" (a change notification,
 `missed`, or a resync the connector, the consent flow or the daily sweep asks for); it never
 carries the change. Many messages for one room become one round: a message received before
-a round began is covered by it and dropped without a Graph call; one received while a round
+a round began is covered by it and dropped without a Graph call (a message asking for full
+rounds may name several rooms of an account: each is judged and run in turn); one received while a round
 runs comes back shortly (a delayed copy), by when the next round covers it. The round holds a
 lease on the room's sync state, so one round per room runs at a time on any instance, and a
 killed round's lease expires and the message's next delivery runs it again. Throttling (429,
 5xx) puts the message back until Retry-After; a refusal an admin must fix (access denied,
 mailbox gone) is recorded on the sync state and the message is done; anything else raises, so
 the host retries and, after the last try, moves the message to the poison queue — the last try
-records the error first, so the page shows it.
+records the error first, so the page shows it. A message is judged by the room's sync state
+before its calendar is read, so one already covered costs one read; a round ends by saving that
+state If-Match, and a save that finds the row gone means the calendar was removed meanwhile
+(removing it deletes the state before the bookings), so the round removes what it wrote.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +34,7 @@ from shared.bookings.feed import ChangeFeed
 from shared.bookings.rounds import DeltaRounds, RoundResult, sync_window
 from shared.bookings.store import BookingStore
 from shared.bookings.sync_state import SyncState, SyncStates
+from shared.bookings.upcoming import REACH, Upcoming
 from shared.calendars import Calendar, CalendarRepository
 from shared.errors import ConcurrencyConflict, Conflict
 from shared.graph import GraphError, IdentityUnavailable, TokenRefused
@@ -47,12 +53,12 @@ FOLLOW_UP_SECONDS = 2
 MAX_FOLLOW_UPS = 60
 # The host's maxDequeueCount (host.json): the last delivery before the poison queue.
 LAST_DELIVERY = 5
-NEXT_BOOKINGS = 3
-NEXT_BOOKINGS_HORIZON = timedelta(days=14)
 # A full round at least this often, even when nothing was announced.
 SAFETY_ROUND = timedelta(hours=24)
 
 FULL_KINDS = {"missed", "resync"}
+# Rooms named by one message asking for full rounds (a connector run's new rooms, the sweep).
+ROOMS_PER_MESSAGE = 8
 
 
 class BookingSync:
@@ -73,12 +79,20 @@ class BookingSync:
     # --- asking for rounds -----------------------------------------------------------------
 
     def request_resync(self, calendars: Iterable[Calendar], reason: str) -> int:
-        """A full round for each calendar (a message each, sent side by side)."""
+        """A full round for each calendar: one message per ROOMS_PER_MESSAGE rooms of an account (a
+        connector run or the sweep asks for thousands; a send costs what a round's read does), sent
+        side by side. Returns how many rooms were asked for."""
         now = iso(utc_now())
-        messages = [json.dumps({"account_id": c.account_id, "room_email": c.email, "change_type": "resync",
-                                "reason": reason, "received_at": now}) for c in calendars]
+        by_account: dict[str, list[str]] = {}
+        for calendar in calendars:
+            by_account.setdefault(calendar.account_id, []).append(calendar.email)
+        messages = [json.dumps({"account_id": account_id, "room_email": emails[start],
+                                "rooms": emails[start:start + ROOMS_PER_MESSAGE], "change_type": "resync",
+                                "reason": reason, "received_at": now})
+                    for account_id, emails in by_account.items()
+                    for start in range(0, len(emails), ROOMS_PER_MESSAGE)]
         self.parallel.run([lambda message=message: self.queue.send_message(message) for message in messages])
-        return len(messages)
+        return sum(len(emails) for emails in by_account.values())
 
     def request_account_resync(self, account_id: str, reason: str) -> int:
         return self.request_resync(self.calendars.in_status(account_id, CalendarStatus.CONNECTED), reason)
@@ -89,7 +103,7 @@ class BookingSync:
         """Do what one message asks; returns what happened (for the log). What raises is retried by
         the host; the last delivery before the poison queue leaves its reason on the sync state."""
         try:
-            return self._handle(body, dequeue_count)
+            return self._handle(body)
         except Exception as error:
             if dequeue_count >= LAST_DELIVERY:
                 self._record_poison(body, error)
@@ -107,26 +121,54 @@ class BookingSync:
         except Exception:  # noqa: BLE001 - the message still goes to the poison queue; the log has both
             log.exception("could not record the sync error of %s", message["room_email"])
 
-    def _handle(self, body: bytes | str, dequeue_count: int) -> str:
+    def _handle(self, body: bytes | str) -> str:
         message = _parse(body)
         if message is None:
             log.warning("dropped a calendar-changes message that is not one of ours")
             return "dropped: unreadable"
-        calendar = self.calendars.find(message["account_id"], message["room_email"])
-        if calendar is None:
-            log.info("dropped a change for %s: no such calendar", message["room_email"])
-            return "dropped: unknown calendar"
-        if calendar.status is not CalendarStatus.CONNECTED:
-            return f"dropped: the calendar is {calendar.status.value}"
-        full = message["change_type"] in FULL_KINDS or calendar.resync_needed
+        rooms = message.pop("rooms", None)
+        if isinstance(rooms, list) and len(rooms) > 1:
+            return self._each_room(message, rooms)
+        return self._handle_message(message)
+
+    def _each_room(self, message: dict[str, Any], rooms: list[Any]) -> str:
+        """A message naming several rooms (asked for together): each room's round in turn. A room whose
+        round raised gets a message of its own, so its retries and poison record are its own."""
+        outcomes: Counter[str] = Counter()
+        failed: list[dict[str, Any]] = []
+        for email in dict.fromkeys(room for room in rooms if isinstance(room, str) and room):
+            single = {**message, "room_email": email}
+            try:
+                outcomes[self._handle_message(single).split(":")[0].split(" (")[0]] += 1
+            except Exception:  # noqa: BLE001 - retried on its own below; the others are done
+                log.warning("the round of %s failed; it is retried on its own", email, exc_info=True)
+                failed.append(single)
+        self.parallel.run([lambda single=single: self.queue.send_message(json.dumps(single)) for single in failed])
+        parts = [f"{count} {outcome}" for outcome, count in outcomes.most_common()]
+        parts += [f"{len(failed)} retried on their own"] if failed else []
+        return f"{sum(outcomes.values()) + len(failed)} rooms: " + ", ".join(parts)
+
+    def _handle_message(self, message: dict[str, Any]) -> str:
+        # The sync state first: a message an earlier or the running round covers (about half of them
+        # under a backlog) costs this one read. A lost notification's `resync_needed` flag, read from
+        # the calendar below, always comes with its own `missed` message, judged as a full one here.
+        state = self.states.get(message["account_id"], message["room_email"])
+        full = message["change_type"] in FULL_KINDS
         received = _moment(message.get("received_at")) or utc_now()
-        state = self.states.get(calendar.account_id, calendar.email)
         if _covered(state.last_full_at if full else state.last_round_started_at, received):
             return "covered by an earlier round"
         if state.lease is not None and state.lease.is_live():
             if (state.round_is_full or not full) and _covered(state.round_started_at, received):
                 return "covered by the running round"
             return self._follow_up(message, FOLLOW_UP_SECONDS, "waiting for the running round")
+        calendar = self.calendars.find(message["account_id"], message["room_email"])
+        if calendar is None:
+            log.info("dropped a change for %s: no such calendar", message["room_email"])
+            return "dropped: unknown calendar"
+        if calendar.status is not CalendarStatus.CONNECTED:
+            return f"dropped: the calendar is {calendar.status.value}"
+        full = full or calendar.resync_needed
+        inserted = state.etag is None  # this round makes the room's state row
         state.lease = Lease.new(uuid.uuid4().hex[:12], ROUND_LEASE)
         state.round_started_at = iso_precise(utc_now())
         state.round_is_full = full or not state.delta_link
@@ -134,10 +176,10 @@ class BookingSync:
             self.states.save(state)
         except (Conflict, ConcurrencyConflict):
             return self._follow_up(message, FOLLOW_UP_SECONDS, "another round took the room first")
-        return self._round(calendar, state, message, full, dequeue_count)
+        return self._round(calendar, state, message, full, inserted)
 
     def _round(self, calendar: Calendar, state: SyncState, message: dict[str, Any], full: bool,
-               dequeue_count: int) -> str:
+               inserted: bool) -> str:
         window = sync_window(utc_now(), self.days_back, self.days_ahead)
         same_window = (state.window_start, state.window_end) == (iso(window[0]), iso(window[1]))
         link = state.delta_link if state.delta_link and same_window and not full else None
@@ -156,12 +198,12 @@ class BookingSync:
         except Exception as error:
             self._release(state, error=f"the sync round failed ({type(error).__name__}); retrying")
             raise
-        self._finish(calendar, state, result, window)
+        self._finish(calendar, state, result, window, inserted)
         kind = "full" if result.full else "incremental"
         return f"synced ({kind}: +{result.added} ~{result.changed} -{result.removed})"
 
     def _finish(self, calendar: Calendar, state: SyncState, result: RoundResult,
-                window: tuple[datetime, datetime]) -> None:
+                window: tuple[datetime, datetime], inserted: bool) -> None:
         now = utc_now()
         state.delta_link = result.delta_link
         state.window_start, state.window_end = iso(window[0]) or "", iso(window[1]) or ""
@@ -171,17 +213,25 @@ class BookingSync:
             state.last_full_at = state.round_started_at
         state.bookings = result.bookings if result.bookings is not None else max(
             0, state.bookings + result.added - result.removed)
-        upcoming = [b for b in self.store.between(calendar.account_id, calendar.email, now,
-                                                  now + NEXT_BOOKINGS_HORIZON) if b.blocks_the_room][:NEXT_BOOKINGS]
-        state.next_bookings = [{"id": b.booking_id, "start": b.start, "end": b.end, "subject": b.to_api()["subject"],
-                                "is_all_day": b.is_all_day, "is_private": b.is_private} for b in upcoming]
-        self._release(state, error="")
-        if self.calendars.find(calendar.account_id, calendar.email) is None:
-            # Removed while the round ran: what it wrote must not outlive it.
-            self.store.remove_calendar(calendar.account_id, calendar.email)
+        state.upcoming = self._upcoming(calendar, state, result, now)
+        state.next_bookings = state.upcoming.shown()
+        if not self._release(state, error=""):
+            return
+        if inserted and self.calendars.find(calendar.account_id, calendar.email) is None:
+            # Removed while this round ran, after the row it made was gone: nothing failed the save.
             self.states.delete(calendar.account_id, calendar.email)
+            self.store.remove_calendar(calendar.account_id, calendar.email)
         elif result.full and calendar.resync_needed:
             self._clear_resync_needed(calendar)
+
+    def _upcoming(self, calendar: Calendar, state: SyncState, result: RoundResult, now: datetime) -> Upcoming:
+        """The room's next bookings from what the round holds; the table only when that cannot tell."""
+        if result.full:
+            return Upcoming.of((b for b in result.rows.values() if b is not None), now)
+        known = state.upcoming.after(result.rows, now) if state.upcoming is not None else None
+        if known is not None:
+            return known
+        return Upcoming.of(self.store.between(calendar.account_id, calendar.email, now, now + REACH), now)
 
     # --- the lease -------------------------------------------------------------------------
 
@@ -195,7 +245,10 @@ class BookingSync:
         state.lease = state.lease.renewed(ROUND_LEASE)
         self.states.save(state)
 
-    def _release(self, state: SyncState, *, error: str) -> None:
+    def _release(self, state: SyncState, *, error: str) -> bool:
+        """Give up the lease (and say how the round went); False when the state was written by someone
+        else meanwhile. When its row is gone, the calendar was removed (which deletes the state before
+        the bookings), so what this round wrote after the bookings went is removed here."""
         state.lease = None
         state.round_started_at = ""
         state.round_is_full = False
@@ -205,8 +258,14 @@ class BookingSync:
             state.last_error, state.error_at, state.errors = "", "", 0
         try:
             self.states.save(state)
+            return True
         except (Conflict, ConcurrencyConflict):
-            log.warning("the sync state of %s changed while its round ran; its lease had expired", state.email)
+            if state.etag and self.states.get(state.account_id, state.email).etag is None:
+                log.info("%s was removed while its round ran: removing what the round wrote", state.email)
+                self.store.remove_calendar(state.account_id, state.email)
+            else:
+                log.warning("the sync state of %s changed while its round ran; its lease had expired", state.email)
+            return False
 
     def _clear_resync_needed(self, calendar: Calendar) -> None:
         current: Calendar | None = calendar
@@ -249,8 +308,9 @@ class BookingSync:
             requested += self.request_resync(due, "daily round")
             for email in states:
                 if self.calendars.find(account_id, email) is None:
-                    self.store.remove_calendar(account_id, email)
+                    # The state first, as removing a calendar does: a round still running fails to save.
                     self.states.delete(account_id, email)
+                    self.store.remove_calendar(account_id, email)
                     purged += 1
         return {"requested": requested, "purged": purged, "changes_pruned": self.feed.prune()}
 

@@ -2,9 +2,10 @@
 
 Owns one row per synced calendar: the round's lease (one round per calendar at a time, on any
 instance), when the running and the last finished round started (what coalesces notifications),
-the stored deltaLink and the window it belongs to, counts and the next bookings for the page,
-and the last sync error. Every write is If-Match: a round that lost its lease learns it when it
-saves. It never calls Graph.
+the stored deltaLink and the window it belongs to, counts, the next bookings for the page and
+what the next round works them out from (`upcoming.Upcoming`), and the last sync error. Every
+write is If-Match: a round that lost its lease learns it when it saves, and so does a round whose
+calendar was removed meanwhile (removing it deletes this row first). It never calls Graph.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.bookings.upcoming import Upcoming
 from shared.models import iso, utc_now
 from shared.storage import Lease, Parallel, Table
 
@@ -36,6 +38,7 @@ class SyncState:
     last_full_at: str = ""  # when the last full round started
     bookings: int = 0
     next_bookings: list[dict[str, Any]] = field(default_factory=list)
+    upcoming: Upcoming | None = None  # what the next bookings were chosen from (None: ask the table)
     last_error: str = ""
     error_at: str = ""
     errors: int = 0
@@ -51,7 +54,8 @@ class SyncState:
             "last_round_started_at": self.last_round_started_at,
             "delta_link": self.delta_link, "window_start": self.window_start, "window_end": self.window_end,
             "last_synced_at": self.last_synced_at, "last_full_at": self.last_full_at, "bookings": self.bookings,
-            "next_bookings": json.dumps(self.next_bookings), "last_error": self.last_error,
+            "next_bookings": json.dumps(self.next_bookings),
+            "upcoming": self.upcoming.to_json() if self.upcoming else "", "last_error": self.last_error,
             "error_at": self.error_at, "errors": self.errors, "write_error": self.write_error,
             "write_error_at": self.write_error_at, "_etag": self.etag,
         }
@@ -64,7 +68,8 @@ class SyncState:
         return cls(account_id=entity["PartitionKey"], email=entity["RowKey"], lease=Lease.from_columns(entity),
                    round_is_full=bool(entity.get("round_is_full")), bookings=int(entity.get("bookings") or 0),
                    errors=int(entity.get("errors") or 0),
-                   next_bookings=json.loads(entity.get("next_bookings") or "[]"), etag=entity.get("_etag"),
+                   next_bookings=json.loads(entity.get("next_bookings") or "[]"),
+                   upcoming=Upcoming.from_json(entity.get("upcoming")), etag=entity.get("_etag"),
                    **text)
 
     def summary(self, now: datetime | None = None) -> dict[str, Any]:

@@ -87,16 +87,31 @@ class Claims:
         self.on_subscribed = on_subscribed
         self.lease = lease
         self.held = HeldRooms()
+        self._first_rounds: dict[str, list[Calendar]] = {}
+        self._first_rounds_lock = threading.Lock()
 
     def subscribed(self, calendars: list[Calendar]) -> None:
         """Rooms with a new (or re-created) subscription: their bookings are read afresh (a full
-        round). Asking may fail (the queue is down); the daily round then covers them."""
+        round), asked for by `ask_first_rounds` once the tenant's connecting is done, so the rounds
+        do not compete with it."""
         if not calendars or self.on_subscribed is None:
             return
+        with self._first_rounds_lock:
+            for calendar in calendars:
+                self._first_rounds.setdefault(calendar.account_id, []).append(calendar)
+
+    def ask_first_rounds(self, account_id: str | None = None) -> None:
+        """Ask for the full rounds of the rooms subscribed since (of one account, or all). Asking may
+        fail (the queue is down); the sweep then finds the rooms that never synced."""
+        with self._first_rounds_lock:
+            accounts = [account_id] if account_id is not None else list(self._first_rounds)
+            rooms = [calendar for account in accounts for calendar in self._first_rounds.pop(account, [])]
+        if not rooms or self.on_subscribed is None:
+            return
         try:
-            self.on_subscribed(calendars)
-        except Exception:  # noqa: BLE001 - the connection stands; the daily round syncs it
-            log.warning("could not ask for the first sync of %d rooms", len(calendars), exc_info=True)
+            self.on_subscribed(rooms)
+        except Exception:  # noqa: BLE001 - the connections stand; the sweep syncs them
+            log.warning("could not ask for the first sync of %d rooms", len(rooms), exc_info=True)
 
     def client_state(self, calendar: Calendar) -> str:
         return client_state_for(self.signing_key, calendar.account_id, calendar.email,

@@ -108,6 +108,7 @@ class Connector:
                     future.result()
                 except Exception:  # noqa: BLE001 - one tenant's failure must not stop the others
                     log.exception("connector run %s failed for account %s", run_id, account.account_id)
+        self.claims.ask_first_rounds()  # what a failed tenant's run subscribed before it failed
         summary = {"started_at": iso(started), "finished_at": iso(utc_now()), **counts.as_dict()}
         self.runs.finish(record, summary)
         log.info("connector run %s: %s", run_id, summary)
@@ -128,6 +129,13 @@ class Connector:
         return self.claims.claim_many(calendars, run_id, connecting=connecting)
 
     def _run_account(self, account: Account, run_id: str, counts: RunCounts, deadline: float) -> None:
+        try:
+            self._connect_account(account, run_id, counts, deadline)
+        finally:
+            # The tenant's new rooms get their first sync once its connecting is done, not amid it.
+            self.claims.ask_first_rounds(account.account_id)
+
+    def _connect_account(self, account: Account, run_id: str, counts: RunCounts, deadline: float) -> None:
         work = TenantRun(account, run_id, self.gate(account.tenant_id), counts, deadline)
         try:
             self.tokens.acquire(account.tenant_id)

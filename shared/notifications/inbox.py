@@ -2,15 +2,18 @@
 
 Owns checking each item (the subscription is one we know, for the calendar it
 names, and its clientState matches the stored hash in constant time), putting
-one message per change on the Storage queue `calendar-changes` for downstream
-consumers, and the calendar-side effect of lifecycle events. It never calls
-Graph: the work a notification asks for is deferred (queue messages, or flags
-the connector acts on), so the webhook answers within Graph's 3 seconds.
-Anything that does not check out is dropped and logged, with no effect. Anyone can post, so
-the storage reads one request causes are bounded (`Lookups`): each subscription is looked up
-once per request, at most `MAX_LOOKUPS_PER_REQUEST` of them, and none after
-`MAX_UNKNOWN_PER_REQUEST` unknown ones; Graph's batches (many changes of a few
-subscriptions) stay well inside that.
+one message per calendar a request names on the Storage queue `calendar-changes`
+(a message says "this room may have changed": the delta round reads what did, so
+a POST of many changes of one room is one message), and the calendar-side effect
+of lifecycle events. It never calls Graph: the work a notification asks for is
+deferred (queue messages, or flags the connector acts on), so the webhook answers
+within Graph's 3 seconds. Anything that does not check out is dropped and logged,
+with no effect. Anyone can post, so the storage reads one request causes are
+bounded (`Lookups`): each subscription it names is looked up once, side by side,
+and unknown ones only while they number fewer than `MAX_UNKNOWN_PER_REQUEST` plus
+the subscriptions the request has proven (known, with their clientState). Graph
+batches the notifications of every room (one notificationUrl) into one POST, and
+a few stale subscriptions among many known ones never stop the rest being read.
 https://learn.microsoft.com/graph/change-notifications-delivery-webhooks
 https://learn.microsoft.com/graph/change-notifications-lifecycle-events
 """
@@ -19,9 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from azure.storage.queue import QueueClient
@@ -32,6 +35,7 @@ from shared.json_input import parse_json_object
 from shared.models import CalendarStatus, iso, parse_iso, utc_now
 from shared.notifications.client_state import client_state_matches
 from shared.notifications.index import SubscriptionIndex
+from shared.storage import Parallel
 
 log = logging.getLogger("rcc.notifications")
 
@@ -41,18 +45,21 @@ MAX_VALIDATION_TOKEN_LENGTH = 4096
 # last_notification_at is written at most this often per calendar: a busy room must not
 # turn every notification into a calendar write that races the connector.
 NOTIFICATION_STAMP_INTERVAL = timedelta(seconds=30)
-# Graph batches the notifications of one notificationUrl: many items, few subscriptions. A body
-# naming more is not Graph's; one naming unknown ones is a guess, stopped after the first few.
-MAX_LOOKUPS_PER_REQUEST = 50
+# Subscriptions we do not know that one request may cost a look-up, beyond one more for each
+# subscription it has proven (ours, with its clientState): a guess is stopped after the first
+# few, while Graph's batch of many rooms with a few stale subscriptions among them is read whole.
 MAX_UNKNOWN_PER_REQUEST = 3
 CHANGE_TYPES = {"created", "updated", "deleted"}
 LIFECYCLE_EVENTS = {"reauthorizationRequired", "subscriptionRemoved", "missed"}
 
+Key = tuple[str, str]  # (tenant = account id, subscription id), lower-cased
+
 
 @dataclass(frozen=True)
 class Outcome:
-    accepted: int
+    accepted: int  # items
     dropped: int
+    queued: int = 0  # messages put on the queue
 
 
 def parse_body(body: bytes | None) -> list[Any]:
@@ -72,35 +79,62 @@ def check_validation_token(token: str) -> str:
     return token
 
 
-class Lookups:
-    """One request's look-ups of (tenant, subscription) → calendar: each pair read once (two
-    reads: the index, then the calendar), within the request's budget."""
+def _key(item: Any) -> Key | None:
+    if not isinstance(item, dict):
+        return None
+    account_id, subscription_id = item.get("tenantId"), item.get("subscriptionId")
+    if not (isinstance(account_id, str) and isinstance(subscription_id, str)):
+        return None
+    return account_id.lower(), subscription_id.lower()
 
-    def __init__(self, index: SubscriptionIndex, calendars: CalendarRepository, kind: str) -> None:
+
+class Lookups:
+    """One request's look-ups of (tenant, subscription) → calendar: each pair read once (two reads:
+    the index, then the calendar), side by side, within the request's budget of unknown ones."""
+
+    def __init__(self, index: SubscriptionIndex, calendars: CalendarRepository, parallel: Parallel,
+                 kind: str) -> None:
         self.index = index
         self.calendars = calendars
+        self.parallel = parallel
         self.kind = kind
-        self.found: dict[tuple[str, str], Calendar | None] = {}
+        self.found: dict[Key, Calendar | None] = {}
         self.unknown = 0
-        self.refused = 0  # items not looked up: the budget was spent
+        self.proven = 0  # subscriptions found whose clientState an item of the request gave
+        self.refused = 0  # subscriptions not looked up: the budget was spent
         self.forged: set[str] = set()  # calendars whose clientState an item got wrong (logged once)
 
-    def calendar(self, account_id: Any, subscription_id: Any) -> Calendar | None:
-        if not (isinstance(account_id, str) and isinstance(subscription_id, str)):
-            return None
-        key = (account_id.lower(), subscription_id.lower())
-        if key in self.found:
-            return self.found[key]
-        if self.unknown >= MAX_UNKNOWN_PER_REQUEST or len(self.found) >= MAX_LOOKUPS_PER_REQUEST:
-            if not self.refused:
-                log.warning("%s notifications: %d subscriptions looked up, %d unknown; the rest of the request "
-                            "is dropped unread", self.kind, len(self.found), self.unknown)
-            self.refused += 1
-            return None
-        calendar = self._look_up(*key)
-        self.found[key] = calendar
-        self.unknown += calendar is None
-        return calendar
+    def resolve(self, items: list[Any]) -> None:
+        """Look up every subscription the items name, in waves, in the order they first appear: each
+        wave as many as the unknown ones still allowed (`MAX_UNKNOWN_PER_REQUEST` + proven − unknown),
+        so whatever a wave finds, the request never costs more unknown look-ups than that."""
+        secrets: dict[Key, set[str]] = {}
+        for item in items:
+            key = _key(item)
+            if key is not None:
+                secrets.setdefault(key, set()).update([item["clientState"]] if isinstance(
+                    item.get("clientState"), str) else [])
+        pending = list(secrets)
+        while pending:
+            allowed = MAX_UNKNOWN_PER_REQUEST + self.proven - self.unknown
+            if allowed <= 0:
+                self.refused = len(pending)
+                log.warning("%s notifications: %d subscriptions looked up, %d unknown; %d more are dropped unread",
+                            self.kind, len(self.found), self.unknown, self.refused)
+                return
+            wave, pending = pending[:allowed], pending[allowed:]
+            for key, calendar in zip(wave, self.parallel.run([partial(self._look_up, *key) for key in wave]),
+                                     strict=True):
+                self.found[key] = calendar
+                if calendar is None:
+                    self.unknown += 1
+                elif any(client_state_matches(secret, calendar.client_state_hash) for secret in secrets[key]):
+                    self.proven += 1
+
+    def calendar(self, item: Any) -> Calendar | None:
+        """The calendar an item's subscription belongs to (None: unknown, or not looked up)."""
+        key = _key(item)
+        return self.found.get(key) if key is not None else None
 
     def gone(self, account_id: str, subscription_id: str) -> None:
         """The subscription was just removed: the request's later items for it are unknown."""
@@ -118,18 +152,45 @@ class Lookups:
         return calendar
 
 
+@dataclass
+class _Room:
+    """What one request said of one calendar: the message it becomes."""
+
+    calendar: Calendar
+    subscription_id: str
+    change_types: list[str] = field(default_factory=list)
+    changes: int = 0
+
+    def message(self, received_at: str) -> str:
+        types = self.change_types
+        return json.dumps({
+            "account_id": self.calendar.account_id, "room_email": self.calendar.email,
+            "space_id": self.calendar.space_id, "space_number": self.calendar.space_number,
+            # One word for readers of a single change; all of them in change_types.
+            "change_type": types[0] if len(types) == 1 else "updated", "change_types": types,
+            "changes": self.changes, "subscription_id": self.subscription_id, "received_at": received_at,
+        })
+
+
 class NotificationInbox:
-    def __init__(self, *, calendars: CalendarRepository, index: SubscriptionIndex, queue: QueueClient) -> None:
+    def __init__(self, *, calendars: CalendarRepository, index: SubscriptionIndex, queue: QueueClient,
+                 parallel: Parallel) -> None:
         self.calendars = calendars
         self.index = index
         self.queue = queue
+        self.parallel = parallel
+
+    def _lookups(self, items: list[Any], kind: str) -> Lookups:
+        lookups = Lookups(self.index, self.calendars, self.parallel, kind)
+        lookups.resolve(items)
+        return lookups
 
     def _verified_calendar(self, item: Any, lookups: Lookups) -> Calendar | None:
         """The calendar an item is for, or None (logged) when anything does not check out."""
         if not isinstance(item, dict):
             log.warning("dropped a %s item that is not an object", lookups.kind)
             return None
-        calendar = lookups.calendar(item.get("tenantId"), item.get("subscriptionId"))
+        calendar = lookups.calendar(item)
         if calendar is None:
             return None
         if not client_state_matches(item.get("clientState"), calendar.client_state_hash):
@@ -142,45 +203,34 @@ class NotificationInbox:
     # --- change notifications ----------------------------------------------------------------
 
     def receive_changes(self, body: bytes | None) -> Outcome:
-        """Verify each item and queue one message per change; bad items are dropped."""
+        """Verify each item and queue one message per calendar with verified changes (the round reads
+        Graph's delta, so which events changed is not needed); bad items are dropped."""
+        received_at = iso(utc_now()) or ""
         items = parse_body(body)
-        lookups = Lookups(self.index, self.calendars, "change")
-        messages: list[str] = []
-        stamped: dict[tuple[str, str], Calendar] = {}
-        dropped = 0
-        now = utc_now()
+        lookups = self._lookups(items, "change")
+        rooms: dict[tuple[str, str], _Room] = {}
+        accepted = dropped = 0
         for item in items:
             calendar = self._verified_calendar(item, lookups)
             change_type = item.get("changeType") if isinstance(item, dict) else None
             if calendar is None or change_type not in CHANGE_TYPES:
                 dropped += 1
                 continue
-            messages.append(json.dumps({
-                "account_id": calendar.account_id,
-                "room_email": calendar.email,
-                "space_id": calendar.space_id,
-                "space_number": calendar.space_number,
-                "change_type": change_type,
-                "event_id": _event_id(item),
-                "subscription_id": item.get("subscriptionId"),
-                "received_at": iso(now),
-            }))
-            stamped[(calendar.account_id, calendar.email)] = calendar
-        self._send(messages)
-        for calendar in stamped.values():
-            self._stamp(calendar)
+            accepted += 1
+            room = rooms.setdefault((calendar.account_id, calendar.email),
+                                    _Room(calendar, str(item.get("subscriptionId"))))
+            room.changes += 1
+            if change_type not in room.change_types:
+                room.change_types.append(str(change_type))
+        self._send([room.message(received_at) for room in rooms.values()])
+        self.parallel.run([partial(self._stamp, room.calendar) for room in rooms.values()])
         if dropped:
             log.warning("dropped %d of %d change notifications", dropped, len(items))
-        return Outcome(len(messages), dropped)
+        return Outcome(accepted, dropped, len(rooms))
 
     def _send(self, messages: list[str]) -> None:
-        if len(messages) <= 4:
-            for message in messages:
-                self.queue.send_message(message)
-            return
-        # Graph delivers many changes in one POST under load; the queue has no batch send.
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(self.queue.send_message, messages))
+        # Graph delivers many rooms' changes in one POST under load; the queue has no batch send.
+        self.parallel.run([partial(self.queue.send_message, message) for message in messages])
 
     def _stamp(self, calendar: Calendar) -> None:
         last = parse_iso(calendar.last_notification_at)
@@ -200,7 +250,7 @@ class NotificationInbox:
         subscriptionRemoved: the calendar is queued for a new subscription;
         missed: the calendar is marked for a resync and consumers are told."""
         items = parse_body(body)
-        lookups = Lookups(self.index, self.calendars, "lifecycle")
+        lookups = self._lookups(items, "lifecycle")
         accepted = dropped = 0
         for item in items:
             calendar = self._verified_calendar(item, lookups)
@@ -243,16 +293,7 @@ class NotificationInbox:
             # Some changes were not delivered: consumers re-read the room's calendar.
             self.queue.send_message(json.dumps({
                 "account_id": calendar.account_id, "room_email": calendar.email, "space_id": calendar.space_id,
-                "space_number": calendar.space_number, "change_type": "missed", "event_id": None,
-                "subscription_id": subscription_id, "received_at": iso(utc_now()),
+                "space_number": calendar.space_number, "change_type": "missed", "change_types": ["missed"],
+                "changes": 1, "subscription_id": subscription_id, "received_at": iso(utc_now()),
             }))
 
-
-def _event_id(item: dict[str, Any]) -> str | None:
-    data = item.get("resourceData")
-    if isinstance(data, dict) and isinstance(data.get("id"), str):
-        return data["id"][:512]
-    resource = item.get("resource")
-    if isinstance(resource, str) and "/" in resource:
-        return resource.rstrip("/").rsplit("/", 1)[-1][:512] or None
-    return None

@@ -70,3 +70,33 @@ def wait_for_bookings(session: Any, room: dict[str, Any], check: Any, timeout: f
 
     wait_until(ready, timeout=timeout, interval=0.3, message=f"bookings never matched; last seen {found}")
     return found
+
+
+def counting_sync(stack: Any, context: Any) -> tuple[Any, list[tuple[str, str, str]]]:
+    """The app's booking sync, built from the same parts over its real tables, with each request to
+    them noted as (table, method, decoded URL) by the SDK's own hook."""
+    from urllib.parse import unquote_plus
+
+    from azure.data.tables import TableClient
+
+    from shared.bookings import BookingStore, BookingSync, ChangeFeed, DeltaRounds, SyncStates
+    from shared.calendars import CalendarRepository
+    from shared.storage import Table
+
+    made: list[tuple[str, str, str]] = []
+
+    def table(name: str) -> Table:
+        return Table(TableClient.from_connection_string(
+            stack.storage_connection_string, name, raw_request_hook=lambda pipeline: made.append(
+                (name, pipeline.http_request.method, unquote_plus(pipeline.http_request.url)))))
+
+    sync = context.sync
+    store = BookingStore(table("Bookings"), sync.parallel)
+    feed = ChangeFeed(table("BookingChanges"))
+    counted = BookingSync(
+        accounts=sync.accounts, calendars=CalendarRepository(table("Calendars")),
+        states=SyncStates(table("SyncStates"), sync.parallel), store=store, feed=feed,
+        rounds=DeltaRounds(graph=sync.rounds.graph, store=store, feed=feed,
+                           max_wait_seconds=sync.rounds.max_wait_seconds),
+        queue=sync.queue, parallel=sync.parallel, days_back=sync.days_back, days_ahead=sync.days_ahead)
+    return counted, made

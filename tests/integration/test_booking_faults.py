@@ -5,6 +5,7 @@ reads every calendar daily and cleans what removed calendars left."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 
 import pytest
@@ -128,3 +129,25 @@ def test_the_sweep_reads_stale_calendars_again_and_cleans_what_removed_ones_left
     assert states.table.get(room["account_id"], "gone@example.com") is None
     assert app_context.bookings.store.table.get(calendar_partition(room["account_id"], "gone@example.com"),
                                                 "AAMkorphan") is None
+
+
+def test_a_calendar_removed_while_its_round_runs_leaves_nothing_behind(admin, stack, fire, app_context):
+    room = linked_room(admin, stack, fire)
+    set_knobs(stack, room["tenant_id"], notification_drop_rate=1.0)
+    created = sim(stack, "POST", f"tenants/{room['tenant_id']}/events/bulk",
+                  json={"mailboxes": {room["email"]: _series(600)}, "notify": False})
+    assert created.status_code == 201, created.text
+    # Slow pages: the calendar is removed after the round wrote its first page and before its last.
+    set_knobs(stack, room["tenant_id"], latency_ms=1000)
+    store, states = app_context.bookings.store, app_context.bookings.states
+    outcome: list[str] = []
+    message = json.dumps({"account_id": room["account_id"], "room_email": room["email"], "change_type": "resync"})
+    running = threading.Thread(target=lambda: outcome.append(app_context.sync.handle(message)))
+    running.start()
+    wait_until(lambda: len(list(store.of_calendar(room["account_id"], room["email"]))) >= 200, timeout=60,
+               interval=0.2, message="the round never wrote its first page")
+    assert admin.delete(f"/api/accounts/{room['account_id']}/calendars/{room['email']}").status_code == 200
+    running.join(120)
+    assert outcome and outcome[0].startswith("synced (full")
+    assert list(store.of_calendar(room["account_id"], room["email"])) == []
+    assert states.table.get(room["account_id"], room["email"]) is None

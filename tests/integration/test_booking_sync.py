@@ -5,13 +5,20 @@ behave as Graph's state says."""
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+from shared.bookings.upcoming import HORIZON, SHOWN, entry
+from shared.models import iso_precise, parse_iso, utc_now
 from tests.conftest import signed_in_session
 from tests.helpers import wait_until
-from tests.integration.connector_support import set_knobs, sim
+from tests.integration.connector_support import account_with_calendars, set_knobs, sim
 from tests.integration.sync_support import (
     at,
     book,
     calendar_sync,
+    counting_sync,
     graph_time,
     linked_room,
     space_bookings,
@@ -151,3 +158,155 @@ def test_a_cursor_the_feed_no_longer_keeps_is_gone(admin):
     ancient = base64.urlsafe_b64encode(b"00000000000000001-abcd").decode().rstrip("=")
     assert admin.get("/api/bookings/changes", params={"cursor": ancient}).status_code == 410
     assert admin.get("/api/bookings/changes", params={"cursor": "not a cursor"}).status_code == 400
+
+
+def _message(room: dict, received_at: str | None = None) -> str:
+    return json.dumps({"account_id": room["account_id"], "room_email": room["email"], "change_type": "updated",
+                       "received_at": received_at or iso_precise(utc_now())})
+
+
+def _quiet(admin, stack, room) -> None:  # noqa: ANN001
+    """The room's notifications are dropped, so no round runs but those the test runs itself."""
+    set_knobs(stack, room["tenant_id"], notification_drop_rate=1.0)
+    wait_until(lambda: (calendar_sync(admin, room) or {}).get("syncing") is False, timeout=30)
+
+
+def _event(stack, room, event_id: str, method: str, **body) -> None:  # noqa: ANN001
+    response = sim(stack, method, f"tenants/{room['tenant_id']}/mailboxes/{room['email']}/events/{event_id}",
+                   json=body or None)
+    assert response.status_code in (200, 204), response.text
+
+
+def test_a_message_an_earlier_round_covered_costs_one_read(admin, stack, fire, app_context):
+    room = linked_room(admin, stack, fire)
+    sync, made = counting_sync(stack, app_context)
+    assert sync.handle(_message(room, received_at="2020-01-01T00:00:00Z")) == "covered by an earlier round"
+    assert [(name, method) for name, method, _ in made] == [("SyncStates", "GET")]
+
+
+def test_an_incremental_round_reads_its_calendar_once_and_no_range_of_bookings(admin, stack, fire, app_context):
+    room = linked_room(admin, stack, fire)
+    _quiet(admin, stack, room)
+    sync, made = counting_sync(stack, app_context)
+    for n in range(4):
+        book(stack, room, f"Meeting {n}", at(n + 1), at(n + 1, 30))
+    assert sync.handle(_message(room)).startswith("synced (incremental: +4")
+    # The calendar is read to start the round, not again to see whether it was removed meanwhile
+    # (the sync state's If-Match save says so), and the next bookings come from what the round read.
+    assert [method for name, method, _ in made if name == "Calendars"] == ["GET"]
+    assert [url for name, method, url in made if name == "Bookings" and method == "GET" and " lt " in url] == []
+    shown = calendar_sync(admin, room)["next_bookings"]
+    assert [b["subject"] for b in shown] == ["Meeting 0", "Meeting 1", "Meeting 2"]
+
+
+def test_the_next_bookings_after_incremental_rounds_are_what_the_query_shows(admin, stack, fire, app_context):
+    room = linked_room(admin, stack, fire)
+    _quiet(admin, stack, room)
+    sync, made = counting_sync(stack, app_context)
+    now = datetime.now(UTC).replace(microsecond=0)
+    ends_at = now + timedelta(seconds=12)
+    book(stack, room, "Ends soon", now - timedelta(hours=1), ends_at)
+    meetings = [book(stack, room, f"Meeting {n}", at(n + 1), at(n + 1, 30)) for n in range(8)]
+    book(stack, room, "Free", at(1, 10), at(1, 20), showAs="free")
+
+    def round_shows() -> list[str]:
+        assert sync.handle(_message(room)).startswith("synced (incremental")
+        state = sync.states.get(room["account_id"], room["email"])
+        moment = parse_iso(state.upcoming.at)
+        query = [entry(b) for b in app_context.bookings.store.between(room["account_id"], room["email"], moment,
+                                                                      moment + HORIZON)
+                 if b.blocks_the_room][:SHOWN]
+        assert state.next_bookings == query
+        return [b["subject"] for b in state.next_bookings]
+
+    def range_queries() -> int:
+        return sum(1 for name, method, url in made if name == "Bookings" and method == "GET" and " lt " in url)
+
+    assert round_shows() == ["Ends soon", "Meeting 0", "Meeting 1"]  # added
+    _event(stack, room, meetings[0]["id"], "PATCH", start=graph_time(at(30)), end=graph_time(at(31)))
+    _event(stack, room, meetings[1]["id"], "PATCH", subject="Renamed")
+    assert round_shows() == ["Ends soon", "Renamed", "Meeting 2"]  # changed
+    _event(stack, room, meetings[2]["id"], "DELETE")
+    _event(stack, room, meetings[3]["id"], "PATCH", showAs="free")
+    assert round_shows() == ["Ends soon", "Renamed", "Meeting 4"]  # removed, and no longer blocking
+    assert range_queries() == 0
+    time.sleep(max(0.0, (ends_at - datetime.now(UTC)).total_seconds()) + 1)
+    book(stack, room, "Much later", at(100), at(101))
+    assert round_shows() == ["Renamed", "Meeting 4", "Meeting 5"]  # the next booking ended
+
+
+def _told_since(app_context, room: dict, marker: str) -> list[tuple[str, str, str]]:  # noqa: ANN001
+    """The feed's rows for the room's calendar written after `marker` (a stamp), oldest first."""
+    rows = app_context.bookings.feed.table.query_all("account_id eq @a and email eq @e",
+                                                     parameters={"a": room["account_id"], "e": room["email"]})
+    return [(r["kind"], r["space_id"], r["booking_id"]) for r in sorted(rows, key=lambda r: r["RowKey"])
+            if r["RowKey"] > marker]
+
+
+def _full_round(app_context, room: dict) -> str:  # noqa: ANN001
+    return app_context.sync.handle(json.dumps({"account_id": room["account_id"], "room_email": room["email"],
+                                               "change_type": "resync", "received_at": iso_precise(utc_now())}))
+
+
+def _stamp() -> str:
+    return f"{int(time.time() * 1_000_000):017d}"
+
+
+def _seed(stack, room: dict, count: int) -> None:  # noqa: ANN001
+    events = [{"subject": f"Seeded {n}", "start": graph_time(at(n % 200, 15 * (n // 200))),
+               "end": graph_time(at(n % 200, 15 * (n // 200) + 10))} for n in range(count)]
+    created = sim(stack, "POST", f"tenants/{room['tenant_id']}/events/bulk",
+                  json={"mailboxes": {room["email"]: events}, "notify": False})
+    assert created.status_code == 201, created.text
+
+
+def test_a_full_round_of_many_changes_tells_the_feed_once_and_of_a_few_each(admin, stack, fire, app_context):
+    room = linked_room(admin, stack, fire)
+    _quiet(admin, stack, room)
+    _seed(stack, room, 50)
+    before = _stamp()
+    assert _full_round(app_context, room).startswith("synced (full: +50 ~0 -0")
+    assert _told_since(app_context, room, before) == [("space_reset", room["space_id"], "")]
+    listed = space_bookings(admin, room, end=at(60))
+    assert len(listed) == 50
+    # Two differences: each is told, as an incremental round would.
+    _event(stack, room, listed[0]["id"], "PATCH", subject="Renamed")
+    _event(stack, room, listed[1]["id"], "DELETE")
+    before = _stamp()
+    assert _full_round(app_context, room).startswith("synced (full: +0 ~1 -1")
+    assert sorted(_told_since(app_context, room, before)) == [("removed", room["space_id"], listed[1]["id"]),
+                                                              ("upserted", room["space_id"], listed[0]["id"])]
+
+
+def test_a_full_round_still_writing_when_its_reset_could_be_read_tells_the_feed_again(admin, stack, fire,
+                                                                                    app_context):
+    room = linked_room(admin, stack, fire)
+    _quiet(admin, stack, room)
+    _seed(stack, room, 450)
+    set_knobs(stack, room["tenant_id"], latency_ms=1500)  # three pages, 1.5 s each
+    before = _stamp()
+    assert _full_round(app_context, room).startswith("synced (full: +450")
+    # A consumer may have read the space on the first reset while pages were still coming: the
+    # second, after the last row, has it read the space again.
+    assert [kind for kind, _, _ in _told_since(app_context, room, before)] == ["space_reset", "space_reset"]
+
+
+def test_a_connector_run_brings_each_new_room_its_first_round_and_one_message_runs_several(
+        admin, stack, fire, app_context):
+    account = account_with_calendars(admin, stack, rooms=3)
+    fire("connector_run")  # the rooms' first rounds are asked for once the tenant's connecting is done
+    room = {**account, "email": account["room_emails"][0]}
+    for email in account["room_emails"]:
+        wait_until(lambda email=email: (calendar_sync(admin, {**room, "email": email}) or {}).get("last_synced_at"),
+                   timeout=60, message=f"{email} never had its first round")
+    # One message naming several rooms runs each room's round in turn; a room that is not there is
+    # dropped and the others still run.
+    sync, _made = counting_sync(stack, app_context)
+    now = iso_precise(utc_now())
+    outcome = sync.handle(json.dumps({"account_id": account["account_id"], "room_email": account["room_emails"][0],
+                                      "rooms": [*account["room_emails"], f"nobody@{account['domain']}"],
+                                      "change_type": "resync", "received_at": now}))
+    assert outcome.startswith("4 rooms: "), outcome
+    assert "3 synced" in outcome and "1 dropped" in outcome, outcome
+    for email in account["room_emails"]:
+        assert app_context.sync.states.get(account["account_id"], email).last_full_at >= now

@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import random
+import threading
 from pathlib import Path
 
 import pytest
 
-from devhost.functions import StartupError, read_host_json
+from devhost.functions import FunctionSpec, HostConfig, Invoker, StartupError, read_host_json
 from devhost.queueconfig import DEFAULT_LEASE_SECONDS, QueueOptions, read_lease_seconds
-from devhost.queues import PollingDelay, decode_body
+from devhost.queues import PollingDelay, QueueListener, decode_body
+from devhost.stack import azurite_connection_string
+from shared.sessions import POOL_SIZE, Session
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,3 +83,16 @@ def test_the_lease_setting() -> None:
     for bad in ("0", "1.5", "soon", "99999"):
         with pytest.raises(StartupError, match="DEVHOST_QUEUE_LEASE_SECONDS"):
             read_lease_seconds({"DEVHOST_QUEUE_LEASE_SECONDS": bad})
+
+
+def test_the_listener_s_queue_clients_share_one_pooled_storage_transport() -> None:
+    connection = azurite_connection_string(1, 1, 1)  # nothing is sent
+    spec = FunctionSpec("changes", "queue", {"type": "queueTrigger", "name": "message", "queueName": "changes",
+                                             "connection": "DataStorage"}, lambda message: None, ".")
+    listener = QueueListener(spec, {"DataStorage": connection}, HostConfig(), Invoker(None), threading.Event(),
+                             lease_seconds=5)
+    transport = listener.queue._pipeline._transport._transport  # the service client's, under the SDK's wrapper
+    assert isinstance(transport.session, Session)
+    assert transport.session.get_adapter("http://127.0.0.1:1")._pool_maxsize == POOL_SIZE
+    assert (transport.connection_config.timeout, transport.connection_config.read_timeout) == (5, 60)
+    assert listener.poison is not None and listener.poison._pipeline._transport._transport is transport
