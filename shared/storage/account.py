@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from azure.core.exceptions import ResourceExistsError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
@@ -25,6 +26,12 @@ CALENDAR_CHANGES_QUEUE = "calendar-changes"
 QUEUE_NAMES = (CALENDAR_CHANGES_QUEUE,)
 
 
+def _data_transport() -> RequestsTransport:
+    """Blob and queue clients keep the timeouts their SDKs give their own transports (20 s to
+    connect, 60 s to read): a transport passed in starts from azure-core's 300 s each instead."""
+    return storage_transport(connection_timeout=20, read_timeout=60)
+
+
 @dataclass
 class StorageAccount:
     """The three service clients of one storage account."""
@@ -37,8 +44,8 @@ class StorageAccount:
     def from_connection_string(cls, connection_string: str) -> StorageAccount:
         return cls(
             tables=TableServiceClient.from_connection_string(connection_string, transport=storage_transport()),
-            blobs=BlobServiceClient.from_connection_string(connection_string, transport=storage_transport()),
-            queues=QueueServiceClient.from_connection_string(connection_string, transport=storage_transport()),
+            blobs=BlobServiceClient.from_connection_string(connection_string, transport=_data_transport()),
+            queues=QueueServiceClient.from_connection_string(connection_string, transport=_data_transport()),
         )
 
     @classmethod
@@ -51,9 +58,9 @@ class StorageAccount:
             tables=TableServiceClient(f"https://{account_name}.table.core.windows.net", credential=credential,
                                       transport=storage_transport()),
             blobs=BlobServiceClient(f"https://{account_name}.blob.core.windows.net", credential=credential,
-                                    transport=storage_transport()),
+                                    transport=_data_transport()),
             queues=QueueServiceClient(f"https://{account_name}.queue.core.windows.net", credential=credential,
-                                      transport=storage_transport()),
+                                      transport=_data_transport()),
         )
 
     def table(self, name: str) -> Table:

@@ -232,11 +232,12 @@ def test_a_run_that_stopped_midway_is_named_under_the_connect_button(admin_page:
     page, _problems = admin_page
     account = verified_account(admin, stack, rooms=1)
     runs = StorageAccount.from_connection_string(stack.storage_connection_string).table("ConnectorRuns")
-    started = utc_now() - timedelta(seconds=20)
+    # Newer than the run verified_account just finished, and already past its lease.
+    started = utc_now()
     run_id = f"e2e-{unique()}"
     runs.upsert({"PartitionKey": RUN_PARTITION, "RowKey": f"{10**13 - int(started.timestamp() * 1000):013d}-{run_id}",
                  "run_id": run_id, "started_at": iso(started), "finished_at": "", "heartbeat_at": iso(started),
-                 "alive_until": iso_precise(started + timedelta(seconds=5)),
+                 "alive_until": iso_precise(started - timedelta(seconds=1)),
                  "deadline_at": iso(started + timedelta(minutes=10))})
     open_manage(page, stack.base_url, account["account_id"])
     line = page.locator("p.connector-line")
