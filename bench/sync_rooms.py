@@ -192,7 +192,10 @@ class DevhostLog:
 
 
 def _kind_of(outcome: str) -> str:
-    """"synced (full: +50 ~0 -0)" -> "full rounds"; "deferred (throttled)" -> "deferred (throttled)"."""
+    """"synced (full: +50 ~0 -0)" -> "full rounds"; "8 rooms: 8 synced" -> "messages of 8 rooms";
+    "deferred (throttled)" -> "deferred (throttled)"."""
     if outcome.startswith("synced ("):
         return outcome[len("synced ("):].split(":")[0] + " rounds"
+    if (rooms := re.fullmatch(r"(\d+) rooms: .*", outcome)) is not None:
+        return f"messages of {rooms.group(1)} rooms"
     return outcome

@@ -268,16 +268,11 @@ class BookingSync:
             return False
 
     def _clear_resync_needed(self, calendar: Calendar) -> None:
-        current: Calendar | None = calendar
-        for _ in range(3):
-            if current is None or not current.resync_needed:
-                return
-            current.resync_needed = False
-            try:
-                self.calendars.save(current)
-                return
-            except ConcurrencyConflict:
-                current = self.calendars.find(calendar.account_id, calendar.email)
+        def apply(current: Calendar) -> bool:
+            needed, current.resync_needed = current.resync_needed, False
+            return needed
+
+        self.calendars.change(calendar, apply, attempts=3)
 
     def _follow_up(self, message: dict[str, Any], delay: float, why: str) -> str:
         """Put the message back for later (a copy, so this delivery can end)."""

@@ -8,13 +8,13 @@ partition), all saved or none. It never decides a status or a link.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from shared.calendars.model import Calendar
-from shared.errors import NotFound
+from shared.errors import ConcurrencyConflict, NotFound
 from shared.models import CalendarStatus, iso
 from shared.storage import Table
 
@@ -56,6 +56,20 @@ class CalendarRepository:
         saved = self.table.update(calendar.to_entity())
         calendar.etag = saved["_etag"]
         return calendar
+
+    def change(self, calendar: Calendar, apply: Callable[[Calendar], bool], *, attempts: int = 5) -> Calendar | None:
+        """Apply `apply` to the row and save it; when someone wrote it meanwhile, read it again and
+        re-apply. `apply` answers False when the row as it now is needs nothing (nothing is saved).
+        None when the row is gone, needs nothing, or kept changing for `attempts` tries."""
+        current: Calendar | None = calendar
+        for _ in range(attempts):
+            if current is None or not apply(current):
+                return None
+            try:
+                return self.save(current)
+            except ConcurrencyConflict:
+                current = self.find(calendar.account_id, calendar.email)
+        return None
 
     def delete(self, calendar: Calendar, *, if_unchanged: bool = True) -> None:
         """Delete the row; with `if_unchanged` only if nobody wrote it since it was read."""

@@ -166,18 +166,15 @@ class Claims:
     def finish(self, work: TenantRun, calendar: Calendar, change: Callable[[Calendar], None]) -> Calendar | None:
         """Apply `change` and release the lease. A concurrent write (a notification, an admin
         linking a space) is re-read and the change re-applied while the lease is still ours."""
+        def apply(current: Calendar) -> bool:
+            # Written meanwhile (a notification, an admin, our own keeper renewing the lease): re-read.
+            if current.lease is None or current.lease.owner != work.run_id:
+                return False
+            self.release(current, change)
+            return True
+
         try:
-            current: Calendar | None = calendar
-            for _ in range(FINISH_ATTEMPTS):
-                if current is None or current.lease is None or current.lease.owner != work.run_id:
-                    return None
-                self.release(current, change)
-                try:
-                    return self.calendars.save(current)
-                except ConcurrencyConflict:
-                    # Written meanwhile: a notification, an admin, or our own keeper renewing the lease.
-                    current = self.calendars.find(calendar.account_id, calendar.email)
-            return None
+            return self.calendars.change(calendar, apply, attempts=FINISH_ATTEMPTS)
         finally:
             self.let_go(work, calendar)
 

@@ -265,10 +265,7 @@ class NotificationInbox:
         return Outcome(accepted, dropped)
 
     def _apply_lifecycle(self, calendar: Calendar, event: str, subscription_id: str) -> None:
-        current: Calendar | None = calendar
-        for _ in range(5):
-            if current is None:
-                return
+        def apply(current: Calendar) -> bool:
             if event == "reauthorizationRequired":
                 current.reauthorize_requested = True
             elif event == "subscriptionRemoved":
@@ -281,11 +278,9 @@ class NotificationInbox:
                 current.reauthorize_requested = False
             else:
                 current.resync_needed = True
-            try:
-                self.calendars.save(current)
-                break
-            except ConcurrencyConflict:
-                current = self.calendars.find(calendar.account_id, calendar.email)
+            return True
+
+        self.calendars.change(calendar, apply)
         log.info("lifecycle event %s for %s", event, calendar.email)
         if event == "subscriptionRemoved":
             self.index.remove(calendar.account_id, subscription_id)
