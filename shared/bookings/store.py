@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from shared.bookings.model import Booking, calendar_partition, row_key
-from shared.errors import ConcurrencyConflict, Conflict
+from shared.errors import Conflict
 from shared.models import iso
-from shared.storage import Parallel, Table, in_transactions
+from shared.storage import Parallel, Table
 
 # A $filter may hold at most 15 discrete comparisons; one is the PartitionKey.
 ROWS_PER_FILTER = 14
@@ -60,7 +60,7 @@ class BookingStore:
         operations = [("upsert", booking.to_entity()) for booking in upserts]
         operations += [("delete", {"PartitionKey": calendar_partition(b.account_id, b.email),
                                    "RowKey": row_key(b.booking_id)}) for b in removals]
-        self._apply(operations)
+        self.table.submit_repeatable(operations)
 
     def add(self, booking: Booking) -> bool:
         """Insert a booking the API just made; False when a round stored it first (then only who
@@ -83,18 +83,6 @@ class BookingStore:
         partition = calendar_partition(account_id, email)
         keys = [entity["RowKey"] for entity in self.table.query_all("PartitionKey eq @p", parameters={"p": partition},
                                                                      select=["RowKey"])]
-        self._apply([("delete", {"PartitionKey": partition, "RowKey": key}) for key in keys])
+        self.table.submit_repeatable([("delete", {"PartitionKey": partition, "RowKey": key}) for key in keys])
         return len(keys)
 
-    def _apply(self, operations: list[tuple[str, dict]]) -> None:
-        for batch in in_transactions(operations):
-            try:
-                self.table.transact(batch)
-            except ConcurrencyConflict:
-                # A row to delete was gone already (a removal raced this one): apply one by one,
-                # where deleting what is gone is no error.
-                for kind, entity in batch:
-                    if kind == "delete":
-                        self.table.delete(entity["PartitionKey"], entity["RowKey"])
-                    else:
-                        self.table.upsert(entity)

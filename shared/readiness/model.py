@@ -97,6 +97,6 @@ class ReadinessRecords:
         return found
 
     def forget(self, account_id: str) -> None:
-        for entity in list(self.table.query_all("PartitionKey eq @a", parameters={"a": account_id},
-                                                select=["PartitionKey", "RowKey"])):
-            self.table.delete(account_id, entity["RowKey"])
+        keys = [entity["RowKey"] for entity in self.table.query_all("PartitionKey eq @a", parameters={"a": account_id},
+                                                                     select=["RowKey"])]
+        self.table.submit_repeatable([("delete", {"PartitionKey": account_id, "RowKey": key}) for key in keys])

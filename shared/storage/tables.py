@@ -219,6 +219,20 @@ class Table:
         Returns the count."""
         return sum(len(self.transact(batch)) for batch in in_transactions(operations))
 
+    def submit_repeatable(self, operations: Iterable[Operation]) -> None:
+        """Apply "upsert" and "delete" operations (no ETags) in transactions of 100, one partition
+        each. Both are repeatable, so a transaction refused because a row to delete was already gone
+        (a removal raced this one) is applied one operation at a time, where that is no error."""
+        for batch in in_transactions(operations):
+            try:
+                self.transact(batch)
+            except ConcurrencyConflict:
+                for kind, entity in batch:
+                    if kind == "delete":
+                        self.delete(entity["PartitionKey"], entity["RowKey"])
+                    else:
+                        self.upsert(entity)
+
     def transact(self, operations: Sequence[Operation]) -> list[Entity]:
         """One entity-group transaction (one partition, at most 100 operations): all apply or
         none. Returns each entity as written, with its new ETag."""

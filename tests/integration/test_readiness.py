@@ -87,3 +87,12 @@ def test_discover_shows_what_the_check_found_for_each_room(admin, stack):
     rooms = {r["email"]: r for r in admin.get(f"/api/accounts/{account['account_id']}/rooms").json()["items"]}
     assert [f["kind"] for f in rooms[first]["readiness"]] == ["not_reachable_by_graph"]
     assert rooms[second]["readiness"] == []
+
+
+def test_removing_an_account_removes_its_readiness_rows(admin, stack, app_context):
+    account = account_with_calendars(admin, stack, rooms=3, queue=False)
+    _check(admin, account)
+    rows = app_context.readiness.records.table
+    assert list(rows.query_all("PartitionKey eq @a", parameters={"a": account["account_id"]}))
+    assert admin.delete(f"/api/accounts/{account['account_id']}").status_code == 200
+    assert list(rows.query_all("PartitionKey eq @a", parameters={"a": account["account_id"]})) == []
