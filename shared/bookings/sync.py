@@ -301,8 +301,9 @@ class BookingSync:
                    if c.email not in states or states[c.email].window_start != window_start
                    or states[c.email].last_full_at < stale_before]
             requested += self.request_resync(due, "daily round")
+            calendars = self.calendars.emails_of(account_id)  # read after the states: a gone one is gone
             for email in states:
-                if self.calendars.find(account_id, email) is None:
+                if email not in calendars:
                     # The state first, as removing a calendar does: a round still running fails to save.
                     self.states.delete(account_id, email)
                     self.store.remove_calendar(account_id, email)
