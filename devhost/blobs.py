@@ -36,9 +36,10 @@ class LazyBlobStream(func.blob.InputStream):
     """An InputStream that downloads the blob version it was created for on first read, in chunks,
     so a big blob never sits whole in devhost's memory."""
 
-    def __init__(self, client: BlobClient, properties: BlobProperties) -> None:
+    def __init__(self, client: BlobClient, properties: BlobProperties, connection: str = "") -> None:
         # The parent's constructor wants the whole content; this class reads on demand instead.
         self._client = client
+        self._connection = connection
         self._etag = properties.etag
         self._downloader: Any = None
         self._name = f"{properties.container}/{properties.name}"
@@ -65,6 +66,25 @@ class LazyBlobStream(func.blob.InputStream):
 
     read1 = read
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """A stream crosses to a language worker process as the blob's address and is opened again
+        there (`devhost.workers`), pinned to the same ETag."""
+        if not self._connection or self._downloader is not None:
+            raise TypeError("only an unread blob stream with its connection can be opened again in a worker")
+        return _reopened, (self._connection, self._name, self._etag, self._length, self._metadata,
+                           self._blob_properties)
+
+
+def _reopened(connection: str, name: str, etag: str, length: int, metadata: dict[str, str],
+              blob_properties: dict[str, Any]) -> LazyBlobStream:
+    container, _, blob = name.partition("/")
+    client = BlobServiceClient.from_connection_string(connection, max_single_get_size=CHUNK_BYTES,
+                                                      max_chunk_get_size=CHUNK_BYTES).get_blob_client(container, blob)
+    stream = LazyBlobStream.__new__(LazyBlobStream)
+    stream.__dict__.update(_client=client, _connection=connection, _etag=etag, _downloader=None, _name=name,
+                           _length=length, _uri=client.url, _metadata=metadata, _blob_properties=blob_properties)
+    return stream
+
 
 def compile_blob_path(pattern: str) -> re.Pattern[str]:
     """`{name}` style parameters of a blob path; a parameter may span '/' as in the real host."""
@@ -87,9 +107,9 @@ class BlobWatcher:
             raise StartupError(f"function {spec.name}: blob path {path!r} needs container/blob-pattern")
         self.prefix = blob_pattern.split("{", 1)[0]
         self.pattern = compile_blob_path(blob_pattern)
+        self.connection = connection_string(environ, spec.trigger.get("connection"))
         service = BlobServiceClient.from_connection_string(
-            connection_string(environ, spec.trigger.get("connection")),
-            max_single_get_size=CHUNK_BYTES, max_chunk_get_size=CHUNK_BYTES,
+            self.connection, max_single_get_size=CHUNK_BYTES, max_chunk_get_size=CHUNK_BYTES,
         )
         self.container_client = service.get_container_client(self.container)
         self.host_storage = host_storage
@@ -164,7 +184,7 @@ class BlobWatcher:
 
     def invoke(self, properties: BlobProperties, reason: str) -> Outcome:
         properties.container = self.container
-        stream = LazyBlobStream(self.container_client.get_blob_client(properties.name), properties)
+        stream = LazyBlobStream(self.container_client.get_blob_client(properties.name), properties, self.connection)
         value: Any = stream
         if self._parameter_type in ("bytes", "str"):
             content = stream.read()

@@ -19,13 +19,19 @@ import re
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
+
+if TYPE_CHECKING:
+    from devhost.workers import WorkerPool
 
 log = logging.getLogger("devhost")
 
@@ -226,45 +232,74 @@ class Outcome:
         return body
 
 
-class Invoker:
-    """Runs one invocation on its own thread, bounded by host.json's functionTimeout."""
+@dataclass(frozen=True)
+class Reply:
+    """How one invocation ended: its return value, or the error and its traceback."""
 
-    def __init__(self, timeout_seconds: float | None) -> None:
+    succeeded: bool
+    result: Any = None
+    error: str = ""
+    trace: str = ""
+
+
+def call_user_function(spec: FunctionSpec, trigger_value: Any, invocation_id: str) -> Reply:
+    """Call the function with its trigger value (and `context` when it asks for one), as the worker does."""
+    parameters = inspect.signature(spec.user_function).parameters
+    arguments: dict[str, Any] = {spec.trigger_parameter: trigger_value}
+    if "context" in parameters and "context" != spec.trigger_parameter:
+        arguments["context"] = InvocationContext(invocation_id, spec.name, spec.directory)
+    try:
+        result = spec.user_function(**arguments)
+        if inspect.iscoroutine(result):
+            result = asyncio.run(result)
+        return Reply(True, result=result)
+    except BaseException as error:  # noqa: BLE001 - a function's failure is its outcome
+        return Reply(False, error=f"{type(error).__name__}: {error}", trace=traceback.format_exc())
+
+
+class Invoker:
+    """Runs one invocation, bounded by host.json's functionTimeout: on a thread of devhost's own, or
+    in a language worker process when there are several (`devhost.workers`)."""
+
+    def __init__(self, timeout_seconds: float | None, workers: WorkerPool | None = None) -> None:
         self.timeout_seconds = timeout_seconds
+        self.workers = workers
 
     def invoke(self, spec: FunctionSpec, trigger_value: Any, reason: str) -> Outcome:
         invocation_id = str(uuid.uuid4())
-        parameters = inspect.signature(spec.user_function).parameters
-        arguments: dict[str, Any] = {spec.trigger_parameter: trigger_value}
-        if "context" in parameters and "context" != spec.trigger_parameter:
-            arguments["context"] = InvocationContext(invocation_id, spec.name, spec.directory)
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                result = spec.user_function(**arguments)
-                if inspect.iscoroutine(result):
-                    result = asyncio.run(result)
-                box["result"] = result
-            except BaseException as error:  # noqa: BLE001 - a function's failure is its outcome
-                box["error"] = error
-
         started = time.monotonic()
-        worker = threading.Thread(target=run, name=f"invoke-{spec.name}-{invocation_id[:8]}", daemon=True)
-        worker.start()
-        worker.join(self.timeout_seconds)
+        try:
+            future = self._start(spec, trigger_value, invocation_id)
+        except Exception as error:  # noqa: BLE001 - a value that cannot reach a worker fails its invocation
+            future = Future()
+            future.set_result(Reply(False, error=f"the trigger value cannot be sent to a worker process: "
+                                                 f"{type(error).__name__}: {error}"))
+        try:
+            reply = future.result(self.timeout_seconds)
+        except FutureTimeout:
+            reply = None
         duration_ms = int((time.monotonic() - started) * 1000)
-        if worker.is_alive():
+        if reply is None:
             outcome = Outcome(invocation_id, False, error=f"Timeout value of {self.timeout_seconds:g}s exceeded",
                               duration_ms=duration_ms)
             log.error("Function '%s' (Id=%s) exceeded functionTimeout; it keeps running in the background",
                       spec.name, invocation_id)
-        elif "error" in box:
-            error = box["error"]
-            outcome = Outcome(invocation_id, False, error=f"{type(error).__name__}: {error}", duration_ms=duration_ms)
-            log.error("Function '%s' (Id=%s) raised", spec.name, invocation_id, exc_info=error)
+        elif not reply.succeeded:
+            outcome = Outcome(invocation_id, False, error=reply.error, duration_ms=duration_ms)
+            log.error("Function '%s' (Id=%s) raised\n%s", spec.name, invocation_id, reply.trace.rstrip() or reply.error)
         else:
-            outcome = Outcome(invocation_id, True, result=box.get("result"), duration_ms=duration_ms)
+            outcome = Outcome(invocation_id, True, result=reply.result, duration_ms=duration_ms)
         log.info("Executed 'Functions.%s' (%s, Id=%s, Duration=%dms, Reason=%s)", spec.name,
                  "Succeeded" if outcome.succeeded else "Failed", invocation_id, duration_ms, reason)
         return outcome
+
+    def _start(self, spec: FunctionSpec, trigger_value: Any, invocation_id: str) -> Future[Reply]:
+        if self.workers is not None:
+            return self.workers.submit(invocation_id, spec.name, trigger_value)
+        future: Future[Reply] = Future()
+
+        def run() -> None:
+            future.set_result(call_user_function(spec, trigger_value, invocation_id))
+
+        threading.Thread(target=run, name=f"invoke-{spec.name}-{invocation_id[:8]}", daemon=True).start()
+        return future

@@ -57,6 +57,7 @@ from devhost.hoststorage import HostStorage, connection_string, host_id
 from devhost.queues import QueueListener
 from devhost.routes import RouteTable
 from devhost.timers import TimerScheduler
+from devhost.workers import WorkerPool, process_count
 
 log = logging.getLogger("devhost")
 
@@ -92,7 +93,9 @@ class DevHost:
         self.web_dir = web_dir.resolve() if web_dir is not None and web_dir.is_dir() else None
         self.signer = SessionSigner.from_data_dir(data_dir)
         self.guard = RequestGuard(self.environ.get("PUBLIC_BASE_URL"))
-        self.invoker = Invoker(self.config.function_timeout_seconds)
+        count = process_count(self.environ)
+        self.workers = WorkerPool(app_spec, count) if count > 1 else None
+        self.invoker = Invoker(self.config.function_timeout_seconds, self.workers)
         self.stop = threading.Event()
         self.blob_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blob")
         self.host_storage = HostStorage(connection_string(self.environ, None), host_id(self.environ))
@@ -132,6 +135,8 @@ class DevHost:
         self.blob_executor.shutdown(wait=False, cancel_futures=True)
         for listener in self.queue_listeners.values():
             listener.shutdown()
+        if self.workers is not None:
+            self.workers.close()
 
     # WSGI
 
@@ -234,8 +239,10 @@ class DevHost:
         if problem:
             return json_response({"error": f"the admin API is not for web pages: {problem}"}, 403)
         if request.path == "/admin/host/status" and request.method == "GET":
+            workers = self.workers.pids() if self.workers is not None else [os.getpid()]
             return json_response({"state": "Running", "id": self.host_storage.host_id,
-                                  "functions": sorted(spec.name for spec in self.functions.values())})
+                                  "functions": sorted(spec.name for spec in self.functions.values()),
+                                  "workerProcesses": workers})
         parts = request.path.strip("/").split("/")
         if len(parts) != 3 or parts[1] != "functions":
             return Response(status=404)

@@ -36,7 +36,7 @@ def _record(kind: str, data: dict[str, object]) -> None:
         with contextlib.suppress(ResourceExistsError):  # created concurrently
             container.create_container()
     name = f"{kind}/{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.json"
-    container.upload_blob(name, json.dumps(data))
+    container.upload_blob(name, json.dumps({**data, "pid": os.getpid()}))
 
 
 def _echo(req: func.HttpRequest) -> func.HttpResponse:
@@ -88,6 +88,12 @@ def pair(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="files/{*path}")
 def files(req: func.HttpRequest) -> func.HttpResponse:
     return _echo(req)
+
+
+@app.route(route="pid", methods=["GET"])
+def pid(req: func.HttpRequest) -> func.HttpResponse:
+    """Which process ran it (devhost's own, or a language worker's)."""
+    return func.HttpResponse(str(os.getpid()))
 
 
 @app.route(route="teapot", methods=["GET"])
