@@ -1,7 +1,8 @@
 """`python -m bench [--size small|full] [--only FIGURE ...]`: the benchmarks of `make bench`.
 
 Owns one benchmark run: it starts the local system (`Stack.start(in_memory=True,
-free_ports=True, with_sim=True)`: Azurite, m365sim and devhost on loopback), measures each
+free_ports=True, with_sim=True)`: Azurite, m365sim and devhost on loopback, devhost with one
+language worker process per core unless FUNCTIONS_WORKER_PROCESS_COUNT says), measures each
 figure group with its baseline in the same run, prints one table with the machine's core
 count and the library versions, and writes it as JSON under `bench/results/`. A figure that
 fails is printed as FAILED with the reason and the others still run; the exit code is 1 then.
@@ -11,6 +12,7 @@ It never asserts a timing and leaves no process behind (the stack is stopped on 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -21,6 +23,7 @@ from bench import figures_connect, figures_import, figures_list, figures_sync, f
 from bench.report import Figure, machine, render, write_json
 from bench.support import Bench
 from devhost.stack import Stack
+from devhost.workers import SETTING as WORKERS_SETTING
 
 # The issue's sizes (full) and a quick look that fits in `make test` on a 2-core machine (small).
 SIZES: dict[str, dict[str, int]] = {
@@ -56,6 +59,12 @@ GROUPS: dict[str, tuple[list[str], Callable[[Bench, dict[str, int]], list[Figure
 }
 
 
+def worker_processes() -> str:
+    """devhost's language worker processes: the setting when given, else one per core (at most the
+    host's 10), as a Function App of CPU-bound Python work is configured in Azure."""
+    return os.environ.get(WORKERS_SETTING) or str(min(os.cpu_count() or 1, 10))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full", help="workload sizes (default: full)")
@@ -75,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  measuring {name}...", flush=True)
         # Each group on a fresh stack: Azurite's in-memory tables get slower per operation as they
         # fill, so a group measured after the 50,000-row import would pay for the import's rows.
-        with Stack.start(in_memory=True, free_ports=True, with_sim=True) as stack:
+        with Stack.start(in_memory=True, free_ports=True, with_sim=True,
+                         extra_env={WORKERS_SETTING: worker_processes()}) as stack:
             try:
                 figures += run(Bench.on(stack), sizes)
             except Exception as error:  # noqa: BLE001 - one figure's failure must not hide the others
@@ -83,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 figures += [Figure.failed(figure, "", f"{type(error).__name__}: {error}") for figure in names]
         print(f"  {name} done in {time.perf_counter() - group_started:.0f} s", flush=True)
     seconds = time.perf_counter() - started
-    facts = machine()
+    facts = {**machine(), "worker_processes": int(worker_processes())}
     print()
     print(render(figures, facts, arguments.size, seconds))
     path = write_json(figures, facts, arguments.size, seconds, sizes)

@@ -85,7 +85,9 @@ def render(figures: list[Figure], facts: dict[str, Any], size: str, seconds: flo
                      "—" if figure.ratio is None else f"{figure.ratio:.2f}x", figure.target))
     widths = [max(len(str(row[i])) for row in (headers, *rows)) for i in range(len(headers))]
     line = "  ".join("-" * width for width in widths)
-    out = [f"make bench SIZE={size}: {facts['cores']} cores, Python {facts['python']}, {facts['platform']}",
+    workers = facts.get("worker_processes")
+    out = [f"make bench SIZE={size}: {facts['cores']} cores, Python {facts['python']}, {facts['platform']}"
+           + (f"; devhost with {workers} language worker processes" if workers else ""),
            "libraries: " + ", ".join(f"{name} {version}" for name, version in facts["libraries"].items()),
            "", "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)), line]
     out += ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]

@@ -9,6 +9,7 @@ percentiles. It never asserts a timing and never changes product code or setting
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -73,6 +74,12 @@ class Bench:
         sim.verify = stack.ca_bundle or True
         return cls(stack=stack, admin=admin_session(stack),
                    storage=StorageAccount.from_connection_string(stack.storage_connection_string), sim=sim)
+
+    @functools.cached_property
+    def worker_processes(self) -> int:
+        """devhost's language worker processes (each keeps its own caches and first-use costs)."""
+        status = requests.get(f"{self.stack.base_url}/admin/host/status", timeout=30).json()
+        return max(1, len(status.get("workerProcesses") or [0]))
 
     # --- m365sim ---
 

@@ -245,7 +245,10 @@ class Stack:
                                    {**os.environ, **env, "PYTHONUNBUFFERED": "1"}, logs)
             _wait_for(lambda: _http_ok(f"{base_url}/admin/host/status"), devhost, "devhost")
             if ready_path:
-                _wait_for(lambda: _http_ok(base_url + ready_path), devhost, f"devhost's {ready_path}")
+                # Once per language worker process (devhost gives equally idle workers their turn), so
+                # nothing that follows meets a worker that has not yet built what its first call builds.
+                for _ in range(_worker_processes(base_url)):
+                    _wait_for(lambda: _http_ok(base_url + ready_path), devhost, f"devhost's {ready_path}")
         except BaseException:
             stack.stop()
             raise
@@ -300,6 +303,13 @@ def _http_ok(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def _worker_processes(base_url: str) -> int:
+    try:
+        return max(1, len(requests.get(f"{base_url}/admin/host/status", timeout=10).json()["workerProcesses"]))
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return 1
 
 
 def _https_ok(url: str, ca_bundle: Path) -> bool:
