@@ -2,9 +2,10 @@
 
 Owns running invocations in worker processes. The real host runs a Python app in one language
 worker process by default, and in up to 10 with FUNCTIONS_WORKER_PROCESS_COUNT, spreading the
-invocations over them; each worker runs a sync function on a thread of its own. devhost does the
-same when the setting is above 1: it spawns that many processes, each imports the app as the
-worker indexes it, and each invocation goes to the worker with the fewest running. HTTP, the
+invocations evenly over them; each worker runs a sync function on a thread of its own. devhost
+does the same when the setting is above 1: it spawns that many processes at once (the host adds
+one every 10 s), each imports the app as the worker indexes it, and each invocation goes to the
+worker with the fewest running, in turn when several are as idle. HTTP, the
 triggers' polling, leases, receipts and timer status stay in devhost's own process, as they stay
 in the host. A trigger value crosses by pickle (an HTTP request as its parts; a blob stream as
 the blob's address, opened again in the worker). A worker that dies fails what it was running

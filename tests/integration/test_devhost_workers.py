@@ -109,3 +109,25 @@ def test_a_count_the_host_would_refuse_stops_devhost_with_the_reason(value: str)
 def test_without_the_setting_functions_run_in_devhost_itself() -> None:
     assert process_count({}) == 1
     assert process_count({"FUNCTIONS_WORKER_PROCESS_COUNT": " 3 "}) == 3
+
+
+def test_workers_end_with_a_killed_devhost_and_come_back_with_its_restart(workers_stack: Stack) -> None:
+    before = _workers(workers_stack)
+    workers_stack.kill_devhost()
+
+    def gone() -> bool:
+        return not any(os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid) for pid in before)
+
+    wait_until(gone, timeout=30, message="worker processes outlived the devhost that started them")
+    workers_stack.wait_for_devhost()
+    after = _workers(workers_stack)
+    assert len(set(after)) == 2 and not set(after) & set(before)
+    assert _pid_answers(workers_stack, 12) == set(after)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
