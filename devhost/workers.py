@@ -23,6 +23,7 @@ import pickle
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ class _Worker:
             raise StartupError(f"worker process {self.index} did not start: {self._failure or 'no answer in time'}")
 
     def submit(self, invocation_id: str, function_name: str, value: Any) -> Future[Reply]:
-        data = pickle.dumps((invocation_id, function_name, _portable(value)))
+        data = pickle.dumps((invocation_id, function_name, pickle.dumps(_portable(value))))
         future: Future[Reply] = Future()
         with self._lock:
             if self.gone:
@@ -118,9 +119,14 @@ class _Worker:
     def _read(self) -> None:
         while True:
             try:
-                invocation_id, reply = pickle.loads(self.connection.recv_bytes())  # noqa: S301 - from its own child
+                invocation_id, payload = pickle.loads(self.connection.recv_bytes())  # noqa: S301 - its own child
             except (EOFError, OSError):
                 break
+            try:
+                reply = pickle.loads(payload)  # noqa: S301 - its own child
+            except Exception as error:  # noqa: BLE001 - an answer this process cannot read fails its invocation
+                reply = Reply(False, error=f"the worker's answer cannot be read by devhost: {type(error).__name__}: "
+                                           f"{error}")
             if invocation_id is None:  # the worker's first word: ready, or why it cannot start
                 self._failure = reply.error
                 self._ready.set()
@@ -211,10 +217,11 @@ def serve(connection: Connection, app_spec: str) -> None:
 
     def send(invocation_id: str | None, reply: Reply) -> None:
         try:
-            data = pickle.dumps((invocation_id, reply))
+            payload = pickle.dumps(reply)
         except Exception as error:  # noqa: BLE001 - an unpicklable return value fails its invocation
-            data = pickle.dumps((invocation_id, Reply(False, error=f"the function's return value cannot be sent to "
-                                                                   f"the host: {type(error).__name__}: {error}")))
+            payload = pickle.dumps(Reply(False, error=f"the function's return value cannot be sent to the host: "
+                                                      f"{type(error).__name__}: {error}"))
+        data = pickle.dumps((invocation_id, payload))
         with sending:
             connection.send_bytes(data)
 
@@ -226,13 +233,18 @@ def serve(connection: Connection, app_spec: str) -> None:
         return
     send(None, Reply(True))
 
-    def run(invocation_id: str, function_name: str, value: Any) -> None:
-        send(invocation_id, call_user_function(functions[function_name], _restored(value), invocation_id))
+    def run(invocation_id: str, function_name: str, payload: bytes) -> None:
+        try:
+            value = _restored(pickle.loads(payload))  # noqa: S301 - from devhost
+            reply = call_user_function(functions[function_name], value, invocation_id)
+        except Exception as error:  # noqa: BLE001 - a value that cannot be read here fails this invocation only
+            reply = Reply(False, error=f"{type(error).__name__}: {error}", trace=traceback.format_exc())
+        send(invocation_id, reply)
 
     while True:
         try:
-            invocation_id, function_name, value = pickle.loads(connection.recv_bytes())  # noqa: S301 - from devhost
+            invocation_id, function_name, payload = pickle.loads(connection.recv_bytes())  # noqa: S301 - from devhost
         except (EOFError, OSError):
             os._exit(0)  # devhost is gone: so is everything this worker was running
-        threading.Thread(target=run, args=(invocation_id, function_name, value),
+        threading.Thread(target=run, args=(invocation_id, function_name, payload),
                          name=f"invoke-{function_name}-{invocation_id[:8]}", daemon=True).start()
