@@ -78,8 +78,7 @@ class Bench:
     @functools.cached_property
     def worker_processes(self) -> int:
         """devhost's language worker processes (each keeps its own caches and first-use costs)."""
-        status = requests.get(f"{self.stack.base_url}/admin/host/status", timeout=30).json()
-        return max(1, len(status.get("workerProcesses") or [0]))
+        return self.stack.worker_processes()
 
     # --- m365sim ---
 

@@ -16,7 +16,7 @@ from types import FrameType
 
 from werkzeug.serving import make_server
 
-from devhost.functions import StartupError
+from devhost.functions import StartupError, configure_logging
 from devhost.server import DevHost
 
 
@@ -29,10 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path(".devhost"), help="devhost's own state (session key)")
     arguments = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("azure").setLevel(logging.WARNING)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    configure_logging()
 
     try:
         host = DevHost(arguments.app, web_dir=arguments.web_dir, data_dir=arguments.data_dir)

@@ -78,12 +78,17 @@ class LazyBlobStream(func.blob.InputStream):
 def _reopened(connection: str, name: str, etag: str, length: int, metadata: dict[str, str],
               blob_properties: dict[str, Any]) -> LazyBlobStream:
     container, _, blob = name.partition("/")
-    client = BlobServiceClient.from_connection_string(connection, max_single_get_size=CHUNK_BYTES,
-                                                      max_chunk_get_size=CHUNK_BYTES).get_blob_client(container, blob)
+    client = _blob_service(connection).get_blob_client(container, blob)
     stream = LazyBlobStream.__new__(LazyBlobStream)
     stream.__dict__.update(_client=client, _connection=connection, _etag=etag, _downloader=None, _name=name,
                            _length=length, _uri=client.url, _metadata=metadata, _blob_properties=blob_properties)
     return stream
+
+
+def _blob_service(connection: str) -> BlobServiceClient:
+    """The trigger's blob client: downloads in CHUNK_BYTES pieces, so a big blob is never whole in memory."""
+    return BlobServiceClient.from_connection_string(connection, max_single_get_size=CHUNK_BYTES,
+                                                    max_chunk_get_size=CHUNK_BYTES)
 
 
 def compile_blob_path(pattern: str) -> re.Pattern[str]:
@@ -108,10 +113,7 @@ class BlobWatcher:
         self.prefix = blob_pattern.split("{", 1)[0]
         self.pattern = compile_blob_path(blob_pattern)
         self.connection = connection_string(environ, spec.trigger.get("connection"))
-        service = BlobServiceClient.from_connection_string(
-            self.connection, max_single_get_size=CHUNK_BYTES, max_chunk_get_size=CHUNK_BYTES,
-        )
-        self.container_client = service.get_container_client(self.container)
+        self.container_client = _blob_service(self.connection).get_container_client(self.container)
         self.host_storage = host_storage
         self.invoker = invoker
         self.executor = executor

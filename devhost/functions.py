@@ -35,6 +35,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("devhost")
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(stream: Any = None) -> None:
+    """The log lines of devhost, its worker processes and the stack: INFO, the SDKs' per-request
+    lines and werkzeug's access log left out."""
+    logging.basicConfig(level=logging.INFO, stream=stream or sys.stdout, format=LOG_FORMAT)
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
 SUPPORTED_TRIGGERS = {"httpTrigger": "http", "timerTrigger": "timer", "blobTrigger": "blob", "queueTrigger": "queue"}
 _SETTING_EXPRESSION = re.compile(r"%([^%]+)%")
 _TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)")

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import importlib.util
 import json
-import logging
 import os
 import secrets
 import signal
@@ -30,6 +29,7 @@ from typing import Any
 
 import requests
 
+from devhost.functions import configure_logging
 from devhost.processes import Process, Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,7 +247,7 @@ class Stack:
             if ready_path:
                 # Once per language worker process (devhost gives equally idle workers their turn), so
                 # nothing that follows meets a worker that has not yet built what its first call builds.
-                for _ in range(_worker_processes(base_url)):
+                for _ in range(stack.worker_processes()):
                     _wait_for(lambda: _http_ok(base_url + ready_path), devhost, f"devhost's {ready_path}")
         except BaseException:
             stack.stop()
@@ -274,6 +274,13 @@ class Stack:
         """Stop devhost and start it again with the same settings (tests of restart behaviour)."""
         new = self._devhost_supervisor().replace()
         _wait_for(lambda: _http_ok(f"{self.base_url}/admin/host/status"), new, "devhost")
+
+    def worker_processes(self) -> int:
+        """How many language worker processes devhost runs the app in (1: its own process)."""
+        try:
+            return max(1, len(requests.get(f"{self.base_url}/admin/host/status", timeout=10).json()["workerProcesses"]))
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            return 1
 
     def kill_devhost(self) -> int:
         """kill -9 devhost, as a crash would end it, and return its pid; the supervision starts it
@@ -303,13 +310,6 @@ def _http_ok(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
-
-
-def _worker_processes(base_url: str) -> int:
-    try:
-        return max(1, len(requests.get(f"{base_url}/admin/host/status", timeout=10).json()["workerProcesses"]))
-    except (requests.RequestException, ValueError, KeyError, TypeError):
-        return 1
 
 
 def _https_ok(url: str, ca_bundle: Path) -> bool:
@@ -347,8 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Start Azurite, m365sim and devhost on fixed ports until Ctrl-C.")
     parser.add_argument("--demo-seed", action="store_true", help="load demo data (devhost/demo.py) after start")
     arguments = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs log every request at INFO
+    configure_logging(sys.stderr)
     if not AZURITE.exists():
         print(f"{AZURITE} is missing: run `make setup` first.", file=sys.stderr)
         return 2

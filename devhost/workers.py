@@ -20,7 +20,6 @@ import logging
 import multiprocessing
 import os
 import pickle
-import sys
 import threading
 import time
 import traceback
@@ -32,7 +31,15 @@ from typing import Any
 
 import azure.functions as func
 
-from devhost.functions import FunctionSpec, Reply, StartupError, call_user_function, load_app, read_functions
+from devhost.functions import (
+    FunctionSpec,
+    Reply,
+    StartupError,
+    call_user_function,
+    configure_logging,
+    load_app,
+    read_functions,
+)
 
 log = logging.getLogger("devhost")
 
@@ -210,9 +217,7 @@ class WorkerPool:
 def serve(connection: Connection, app_spec: str) -> None:
     """A worker process: import the app, then run each invocation sent on a thread of its own, until
     devhost closes the pipe (or dies): then the process ends at once, as a killed worker does."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    configure_logging()
     sending = threading.Lock()
 
     def send(invocation_id: str | None, reply: Reply) -> None:

@@ -38,13 +38,13 @@ class SubscriptionIndex:
 
     def put(self, account_id: str, subscription_id: str, email: str) -> None:
         entity = self._entity(account_id, subscription_id, email)
-        self._forget([entity])
+        self._forget([(entity["PartitionKey"], entity["RowKey"])])
         self.table.upsert(entity)
 
     def put_many(self, account_id: str, entries: Iterable[tuple[str, str]]) -> None:
         """(subscription id, email) pairs of one account, in entity-group transactions."""
         entities = [self._entity(account_id, subscription_id, email) for subscription_id, email in entries]
-        self._forget(entities)
+        self._forget([(entity["PartitionKey"], entity["RowKey"]) for entity in entities])
         self.table.submit_in_batches([("upsert", entity) for entity in entities])
 
     def find(self, account_id: Any, subscription_id: Any) -> str | None:
@@ -69,14 +69,14 @@ class SubscriptionIndex:
 
     def remove(self, account_id: str, subscription_id: str) -> None:
         key = (account_id.lower(), subscription_id.lower())
-        self._forget([{"PartitionKey": key[0], "RowKey": key[1]}])
+        self._forget([key])
         self.table.delete(*key)
 
-    def _forget(self, entities: Iterable[dict[str, Any]]) -> None:
+    def _forget(self, keys: Iterable[tuple[str, str]]) -> None:
         """Rows this process writes are read again next time (Graph never reuses an id; tests may)."""
         with self._lock:
-            for entity in entities:
-                self._known.pop((entity["PartitionKey"], entity["RowKey"]), None)
+            for key in keys:
+                self._known.pop(key, None)
 
 
 def _plausible_key(value: Any) -> bool:
