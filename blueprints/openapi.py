@@ -106,7 +106,7 @@ SCHEMAS: dict[str, Any] = {
         "sync": {"$ref": "#/components/schemas/SyncSummary"}}},
     "BookingChanges": {"type": "object", "required": ["items", "cursor", "more"], "properties": {
         "items": {"type": "array", "items": {"type": "object", "properties": {
-            "kind": {"type": "string", "enum": ["upserted", "removed", "space_reset"]}, "at": STRING,
+            "kind": {"type": "string", "enum": ["upserted", "removed", "space_reset", "calendar_reset"]}, "at": STRING,
             "space_id": _nullable("string"), "booking_id": _nullable("string"), "reason": _nullable("string"),
             "calendar": {"type": "object"}, "booking": {"type": "object", "nullable": True}}}},
         "cursor": STRING, "more": {"type": "boolean"}}},

@@ -43,6 +43,8 @@ from shared.storage import (
 
 # How long a sync round waits out Graph's throttling before it puts its message back for later.
 SYNC_MAX_WAIT_SECONDS = 10.0
+# Rounds of the rooms named by multi-room messages running at once in one process.
+ROUNDS_AT_ONCE = 16
 
 
 class _PinnedTrustSession(Session):
@@ -118,7 +120,7 @@ class AppContext:
             accounts=account_rows, calendars=calendar_rows, states=sync_states, store=booking_rows, feed=feed,
             rounds=DeltaRounds(graph=graph, store=booking_rows, feed=feed, max_wait_seconds=SYNC_MAX_WAIT_SECONDS),
             queue=changes_queue, parallel=parallel, days_back=settings.sync_days_back,
-            days_ahead=settings.sync_days_ahead)
+            days_ahead=settings.sync_days_ahead, round_pool=Parallel(workers=ROUNDS_AT_ONCE, name="rounds"))
         runs = RunRecords(storage.table("ConnectorRuns"), schedule)
         calendars = CalendarService(
             calendars=calendar_rows, accounts=account_rows, links=links, audit=audit,

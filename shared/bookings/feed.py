@@ -28,7 +28,7 @@ RETENTION_DAYS = 7
 SETTLE_SECONDS = 5.0
 MAX_PAGE = 500
 
-UPSERTED, REMOVED, SPACE_RESET = "upserted", "removed", "space_reset"
+UPSERTED, REMOVED, SPACE_RESET, CALENDAR_RESET = "upserted", "removed", "space_reset", "calendar_reset"
 
 
 def _stamp(moment: datetime) -> str:
@@ -98,9 +98,10 @@ class ChangeFeed:
 
 def change(kind: str, account_id: str, email: str, space_id: str | None, booking: Booking | None = None,
            booking_id: str = "", reason: str = "") -> dict[str, Any]:
-    """One change row's content: a booking written or removed, or a space whose bookings all changed
+    """One change row's content: a booking written or removed, a space whose bookings all changed
     (`space_reset`: linked to another calendar, unlinked, its calendar removed, or a full round
-    that changed many of them)."""
+    that changed many of them), or a calendar linked to no space whose full round changed many
+    (`calendar_reset`: read that calendar's bookings again)."""
     return {"kind": kind, "account_id": account_id, "email": email, "space_id": space_id or "",
             "booking_id": booking.booking_id if booking else booking_id, "reason": reason,
             "booking": json.dumps(booking.to_api(space_id)) if booking is not None and kind == UPSERTED else ""}

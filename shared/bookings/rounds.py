@@ -6,10 +6,11 @@ a new subscription, the daily safety round) lists the whole window and also remo
 longer on the calendar. A notification only says "look again": the truth is the round. For each
 page: the stored rows of its events are read, what differs is written to the change feed first
 and then to the table; an unchanged occurrence writes nothing. A full round that changes more
-than `RESET_ABOVE` bookings tells the feed so once (`space_reset`: read the space again) instead
-of each change (`_FullRoundTelling`). A round killed midway leaves the deltaLink where it was,
-so the next round redoes it; keys make that harmless (rows keyed by event id: never a double,
-never a loss). It never decides when a round runs (`sync` does).
+than `RESET_ABOVE` bookings tells the feed so once (`space_reset`: read the space again; a
+calendar linked to no space, `calendar_reset`) instead of each change (`_FullRoundTelling`).
+A round killed midway leaves the deltaLink where it was, so the next round redoes it; keys
+make that harmless (rows keyed by event id: never a double, never a loss). It never decides
+when a round runs (`sync` does).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from shared.bookings.feed import REMOVED, SETTLE_SECONDS, SPACE_RESET, UPSERTED, ChangeFeed, change
+from shared.bookings.feed import CALENDAR_RESET, REMOVED, SETTLE_SECONDS, SPACE_RESET, UPSERTED, ChangeFeed, change
 from shared.bookings.model import Booking, Unreadable, booking_from_event
 from shared.bookings.store import BookingStore
 from shared.calendars import Calendar
@@ -29,7 +30,7 @@ from shared.graph.events import DeltaExpired, DeltaPage, delta_pages
 
 log = logging.getLogger("rcc.sync")
 
-# A full round changing more bookings than this tells the feed once (`space_reset`), not each.
+# A full round changing more bookings than this tells the feed once (a reset), not each.
 RESET_ABOVE = 10
 
 
@@ -156,11 +157,12 @@ class DeltaRounds:
 class _FullRoundTelling:
     """How a full round tells the feed what it changes: each change while there are at most
     `RESET_ABOVE` of them (held, with their rows, until the round ends or passes that); past it one
-    `space_reset` for the room's space, recorded before any row it stands for, and the rows with no
-    change each. Consumers then read the space again with one request instead of applying each
-    change. A reader sees the reset once it is `SETTLE_SECONDS` old; a round still writing by then
-    records a second one after its last row, so a space read on the first misses nothing. A
-    calendar linked to no space is told per change, as it always was."""
+    reset, recorded before any row it stands for, and the rows with no change each: a
+    `space_reset` for the room's space, or a `calendar_reset` for a calendar linked to no space
+    (whose bookings only the admin's calendar API lists). Consumers then read the space or the
+    calendar again with one request instead of applying each change. A reader sees the reset
+    once it is `SETTLE_SECONDS` old; a round still writing by then records a second one after
+    its last row, so a read on the first misses nothing."""
 
     def __init__(self, rounds: DeltaRounds, calendar: Calendar) -> None:
         self.rounds = rounds
@@ -168,27 +170,28 @@ class _FullRoundTelling:
         self.upserts: list[Booking] = []
         self.removals: list[Booking] = []
         self.changes: list[dict] = []
-        self.reset_at: float | None = None  # when the space_reset was recorded (monotonic)
+        self.reset_at: float | None = None  # when the reset was recorded (monotonic)
 
     def write(self, upserts: list[Booking], removals: list[Booking], changes: list[dict], *,
               last: bool = False) -> None:
-        if self.reset_at is not None or not self.calendar.space_id:
-            self.rounds._write(upserts, removals, [] if self.reset_at is not None else changes)
+        if self.reset_at is not None:
+            self.rounds._write(upserts, removals, [])
         else:
             self.upserts += upserts
             self.removals += removals
             self.changes += changes
             if len(self.changes) > RESET_ABOVE:
-                self._reset(f"a full read of the calendar changed more than {RESET_ABOVE} bookings: "
-                            "read the space again")
+                self._reset(f"a full read of the calendar changed more than {RESET_ABOVE} bookings")
                 self.rounds._write(self.upserts, self.removals, [])
                 self.upserts, self.removals, self.changes = [], [], []
             elif last:
                 self.rounds._write(self.upserts, self.removals, self.changes)
         if last and self.reset_at is not None and time.monotonic() - self.reset_at > SETTLE_SECONDS / 2:
-            self._reset("the full read of the calendar went on after the space could be read again: read it again")
+            self._reset("the full read of the calendar went on after the first reset could be read")
 
-    def _reset(self, reason: str) -> None:
-        self.rounds.feed.record([change(SPACE_RESET, self.calendar.account_id, self.calendar.email,
-                                        self.calendar.space_id, reason=reason)])
+    def _reset(self, why: str) -> None:
+        space_id = self.calendar.space_id
+        kind, again = (SPACE_RESET, "read the space again") if space_id else (CALENDAR_RESET, "read the calendar again")
+        self.rounds.feed.record([change(kind, self.calendar.account_id, self.calendar.email, space_id,
+                                        reason=f"{why}: {again}")])
         self.reset_at = time.monotonic()

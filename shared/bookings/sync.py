@@ -4,8 +4,9 @@ Owns when a round runs. A message says "this room may have changed" (a change no
 `missed`, or a resync the connector, the consent flow or the daily sweep asks for); it never
 carries the change. Many messages for one room become one round: a message received before
 a round began is covered by it and dropped without a Graph call (a message asking for full
-rounds may name several rooms of an account: each is judged and run in turn); one received while a round
-runs comes back shortly (a delayed copy), by when the next round covers it. The round holds a
+rounds may name several rooms of an account: their states and calendars are read with one
+query each, and each room is judged and run side by side); one received while a round runs
+comes back shortly (a delayed copy), by when the next round covers it. The round holds a
 lease on the room's sync state, so one round per room runs at a time on any instance, and a
 killed round's lease expires and the message's next delivery runs it again. Throttling (429,
 5xx) puts the message back until Retry-After; a refusal an admin must fix (access denied,
@@ -64,7 +65,7 @@ ROOMS_PER_MESSAGE = 8
 class BookingSync:
     def __init__(self, *, accounts: AccountRepository, calendars: CalendarRepository, states: SyncStates,
                  store: BookingStore, feed: ChangeFeed, rounds: DeltaRounds, queue: QueueClient, parallel: Parallel,
-                 days_back: int, days_ahead: int) -> None:
+                 days_back: int, days_ahead: int, round_pool: Parallel | None = None) -> None:
         self.accounts = accounts
         self.feed = feed
         self.calendars = calendars
@@ -73,6 +74,9 @@ class BookingSync:
         self.rounds = rounds
         self.queue = queue
         self.parallel = parallel
+        # Where the rooms of one message run side by side (None: in turn). Not `parallel`: a round
+        # waits on that pool's requests, and a pool whose threads wait on their own pool stalls.
+        self.round_pool = round_pool
         self.days_back = days_back
         self.days_ahead = days_ahead
 
@@ -132,27 +136,40 @@ class BookingSync:
         return self._handle_message(message)
 
     def _each_room(self, message: dict[str, Any], rooms: list[Any]) -> str:
-        """A message naming several rooms (asked for together): each room's round in turn. A room whose
-        round raised gets a message of its own, so its retries and poison record are its own."""
-        outcomes: Counter[str] = Counter()
-        failed: list[dict[str, Any]] = []
-        for email in dict.fromkeys(room for room in rooms if isinstance(room, str) and room):
+        """A message naming several rooms of one account (asked for together): their sync states and
+        calendars read with one query each, then each room's round, side by side on the round pool.
+        A room whose round raised gets a message of its own, so its retries and poison record are
+        its own."""
+        emails = list(dict.fromkeys(room for room in rooms if isinstance(room, str) and room))
+        account_id = message["account_id"]
+        states = self.states.of_calendars(account_id, emails)
+        calendars = self.calendars.find_many(account_id, emails)
+
+        def one(email: str) -> tuple[str | None, dict[str, Any]]:
             single = {**message, "room_email": email}
+            read = (states.get(email) or SyncState(account_id, email), calendars.get(email))
             try:
-                outcomes[self._handle_message(single).split(":")[0].split(" (")[0]] += 1
+                return self._handle_message(single, read=read).split(":")[0].split(" (")[0], single
             except Exception:  # noqa: BLE001 - retried on its own below; the others are done
                 log.warning("the round of %s failed; it is retried on its own", email, exc_info=True)
-                failed.append(single)
+                return None, single
+
+        calls = [lambda email=email: one(email) for email in emails]
+        done = self.round_pool.run(calls) if self.round_pool is not None else [call() for call in calls]
+        outcomes = Counter(outcome for outcome, _ in done if outcome is not None)
+        failed = [single for outcome, single in done if outcome is None]
         self.parallel.run([lambda single=single: self.queue.send_message(json.dumps(single)) for single in failed])
         parts = [f"{count} {outcome}" for outcome, count in outcomes.most_common()]
         parts += [f"{len(failed)} retried on their own"] if failed else []
         return f"{sum(outcomes.values()) + len(failed)} rooms: " + ", ".join(parts)
 
-    def _handle_message(self, message: dict[str, Any]) -> str:
-        # The sync state first: a message an earlier or the running round covers (about half of them
-        # under a backlog) costs this one read. A lost notification's `resync_needed` flag, read from
-        # the calendar below, always comes with its own `missed` message, judged as a full one here.
-        state = self.states.get(message["account_id"], message["room_email"])
+    def _handle_message(self, message: dict[str, Any],
+                        read: tuple[SyncState, Calendar | None] | None = None) -> str:
+        """One room's message; `read`: its sync state and calendar (None: gone), when already read.
+        Otherwise the sync state first: a message an earlier or the running round covers (about half
+        of them under a backlog) costs this one read. A lost notification's `resync_needed` flag, read
+        from the calendar below, always comes with its own `missed` message, judged as a full one here."""
+        state = read[0] if read is not None else self.states.get(message["account_id"], message["room_email"])
         full = message["change_type"] in FULL_KINDS
         received = _moment(message.get("received_at")) or utc_now()
         if _covered(state.last_full_at if full else state.last_round_started_at, received):
@@ -161,7 +178,7 @@ class BookingSync:
             if (state.round_is_full or not full) and _covered(state.round_started_at, received):
                 return "covered by the running round"
             return self._follow_up(message, FOLLOW_UP_SECONDS, "waiting for the running round")
-        calendar = self.calendars.find(message["account_id"], message["room_email"])
+        calendar = read[1] if read is not None else self.calendars.find(message["account_id"], message["room_email"])
         if calendar is None:
             log.info("dropped a change for %s: no such calendar", message["room_email"])
             return "dropped: unknown calendar"

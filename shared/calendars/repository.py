@@ -47,6 +47,11 @@ class CalendarRepository:
         entity = self.table.get(account_id, email)
         return Calendar.from_entity(entity) if entity else None
 
+    def find_many(self, account_id: str, emails: Iterable[str]) -> dict[str, Calendar]:
+        """These calendars of the account that exist, by email (14 keys a query)."""
+        found = self.table.get_many(account_id, emails)
+        return {email: Calendar.from_entity(entity) for email, entity in found.items()}
+
     def add(self, calendar: Calendar) -> Calendar:
         saved = self.table.insert(calendar.to_entity(), exists_message=f"{calendar.email} is already added")
         calendar.etag = saved["_etag"]

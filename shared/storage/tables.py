@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,9 @@ from shared.storage._sdk import query_entities, scan, submit_transaction
 # https://learn.microsoft.com/rest/api/storageservices/performing-entity-group-transactions
 MAX_BATCH_SIZE = 100
 MAX_PAGE_SIZE = 1000
+# A $filter may hold at most 15 discrete comparisons; one is the PartitionKey.
+# https://learn.microsoft.com/rest/api/storageservices/querying-tables-and-entities#supported-comparison-operators
+KEYS_PER_FILTER = 14
 
 Entity = dict[str, Any]
 Operation = tuple[str, Mapping[str, Any]]
@@ -210,6 +213,23 @@ class Table:
         for entity in scan(self.client, query_filter, parameters=dict(parameters or {}), select=select,
                            page_size=MAX_PAGE_SIZE):
             yield _plain(entity)
+
+    def get_many(self, partition_key: str, row_keys: Iterable[str],
+                 run: Callable[[list[Callable[[], Any]]], list[Any]] | None = None) -> dict[str, Entity]:
+        """The rows of these keys in one partition that exist, by RowKey: up to `KEYS_PER_FILTER`
+        keys a query, the queries run by `run` (a `Parallel`'s, side by side) or one after another.
+        Such an `or` filter scans the partition rather than seeking; for a few keys that is cheaper
+        than a round trip each."""
+        keys = sorted(set(row_keys))
+        calls = []
+        for start in range(0, len(keys), KEYS_PER_FILTER):
+            chunk = keys[start:start + KEYS_PER_FILTER]
+            parameters = {"p": partition_key, **{f"k{i}": key for i, key in enumerate(chunk)}}
+            # Spaces around the parentheses: the SDK finds @parameters by splitting the filter on spaces.
+            query = "PartitionKey eq @p and ( " + " or ".join(f"RowKey eq @k{i}" for i in range(len(chunk))) + " )"
+            calls.append(lambda query=query, parameters=parameters: list(self.query_all(query, parameters=parameters)))
+        found = run(calls) if run is not None and len(calls) > 1 else [call() for call in calls]
+        return {entity["RowKey"]: entity for entities in found for entity in entities}
 
     def submit_in_batches(self, operations: Iterable[Operation]) -> int:
         """Apply (kind, entity) operations (`OPERATIONS`) in entity-group transactions of at most

@@ -278,6 +278,27 @@ def test_a_full_round_of_many_changes_tells_the_feed_once_and_of_a_few_each(admi
                                                               ("upserted", room["space_id"], listed[0]["id"])]
 
 
+def test_a_full_round_of_many_changes_on_a_calendar_of_no_space_tells_the_feed_one_calendar_reset(
+        admin, stack, fire, app_context):
+    linked = linked_room(admin, stack, fire, rooms=2)
+    room = {**linked, "email": linked["room_emails"][1], "space_id": None}
+    wait_until(lambda: (calendar_sync(admin, room) or {}).get("last_synced_at"), timeout=60,
+               message="the first sync of the unlinked room never ran")
+    _quiet(admin, stack, room)
+    _seed(stack, room, 30)
+    before = _stamp()
+    assert _full_round(app_context, room).startswith("synced (full: +30 ~0 -0")
+    assert _told_since(app_context, room, before) == [("calendar_reset", "", "")]
+    wait_until(lambda: any(item["kind"] == "calendar_reset" and item["space_id"] is None
+                           and item["calendar"] == {"account_id": room["account_id"], "email": room["email"]}
+                           for item in _changes_of(admin, room)[0]),
+               timeout=30, message="the calendar_reset never reached the change feed's API")
+    listed = admin.get(f"/api/accounts/{room['account_id']}/calendars/{room['email']}/bookings",
+                       params={"start": at(-1).isoformat(), "end": at(200).isoformat()})
+    assert listed.status_code == 200, listed.text
+    assert len(listed.json()["items"]) == 30
+
+
 def test_a_full_round_still_writing_when_its_reset_could_be_read_tells_the_feed_again(admin, stack, fire,
                                                                                     app_context):
     room = linked_room(admin, stack, fire)
