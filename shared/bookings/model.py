@@ -10,7 +10,7 @@ https://learn.microsoft.com/graph/api/resources/event
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -90,10 +90,11 @@ class Booking:
         return self.transaction_id.startswith(TRANSACTION_PREFIX)
 
     def to_entity(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["subject"] = self.subject or ""
-        return {"PartitionKey": calendar_partition(self.account_id, self.email), "RowKey": row_key(self.booking_id),
-                **{name: value for name, value in values.items() if name not in ("account_id", "email")}}
+        # Every field is a plain value: read them directly (`asdict` deep-copies each, per row).
+        entity = {"PartitionKey": calendar_partition(self.account_id, self.email), "RowKey": row_key(self.booking_id),
+                  **{name: getattr(self, name) for name in _ROW_FIELDS}}
+        entity["subject"] = self.subject or ""
+        return entity
 
     @classmethod
     def from_entity(cls, entity: dict[str, Any]) -> Booking:
@@ -109,7 +110,7 @@ class Booking:
         return cls(account_id=account_id, email=email, **fields)
 
     def same_as(self, other: Booking | None) -> bool:
-        return other is not None and asdict(self) == asdict(other)
+        return other is not None and self == other
 
     def to_api(self, space_id: str | None = None) -> dict[str, Any]:
         return {
@@ -190,3 +191,7 @@ def _moment(value: Any, all_day: bool, which: str) -> datetime:
         raise Unreadable(f"the event's {which} is in a time zone this product cannot place ({zone_name[:60]})") \
             from None
     return moment.replace(tzinfo=zone).astimezone(UTC)
+
+
+# The columns of a booking row besides its keys (the calendar is the PartitionKey).
+_ROW_FIELDS = tuple(name for name in Booking.__dataclass_fields__ if name not in ("account_id", "email"))

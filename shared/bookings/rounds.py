@@ -32,6 +32,9 @@ log = logging.getLogger("rcc.sync")
 
 # A full round changing more bookings than this tells the feed once (a reset), not each.
 RESET_ABOVE = 10
+# Why a removal is told: what each kind of round saw.
+REMOVED_FROM_CALENDAR = "removed from the calendar"
+NO_LONGER_IN_WINDOW = "no longer on the calendar in the window"
 
 
 def sync_window(now: datetime, days_back: int, days_ahead: int) -> tuple[datetime, datetime]:
@@ -83,11 +86,9 @@ class DeltaRounds:
         for page in self._pages(calendar, link=link):
             named = [*page.removed, *(e["id"] for e in page.events)]
             stored = self.store.find_many(calendar.account_id, calendar.email, named)
-            upserts, changes = self._read(calendar, page, stored, result)
+            upserts = self._read(calendar, page, stored, result)
             removals = [stored[booking_id] for booking_id in page.removed if booking_id in stored]
-            changes += [change(REMOVED, calendar.account_id, calendar.email, calendar.space_id, booking=b,
-                               reason="removed from the calendar") for b in removals]
-            self._write(upserts, removals, changes)
+            self._write(calendar, upserts, removals, REMOVED_FROM_CALENDAR)
             result.rows.update({booking_id: stored.get(booking_id) for booking_id in named})
             result.rows.update({booking.booking_id: booking for booking in upserts})
             result.rows.update(dict.fromkeys(page.removed))
@@ -103,16 +104,14 @@ class DeltaRounds:
         seen: set[str] = set()
         telling = _FullRoundTelling(self, calendar)
         for page in self._pages(calendar, window=window):
-            upserts, changes = self._read(calendar, page, existing, result)
+            upserts = self._read(calendar, page, existing, result)
             seen.update(event["id"] for event in page.events)
-            telling.write(upserts, [], changes)
+            telling.write(upserts, [])
             result.rows.update({booking.booking_id: booking for booking in upserts})
             result.delta_link = page.delta_link or result.delta_link
             renew()
         removals = [booking for booking_id, booking in existing.items() if booking_id not in seen]
-        telling.write([], removals, [change(REMOVED, calendar.account_id, calendar.email, calendar.space_id,
-                                            booking=b, reason="no longer on the calendar in the window")
-                                     for b in removals], last=True)
+        telling.write([], removals, last=True)
         for booking in removals:
             del result.rows[booking.booking_id]
         result.removed = len(removals)
@@ -120,10 +119,9 @@ class DeltaRounds:
         return result
 
     def _read(self, calendar: Calendar, page: DeltaPage, stored: dict[str, Booking],
-              result: RoundResult) -> tuple[list[Booking], list[dict]]:
-        """The page's events that differ from what is stored, and their changes."""
+              result: RoundResult) -> list[Booking]:
+        """The page's events that differ from what is stored."""
         upserts: list[Booking] = []
-        changes: list[dict] = []
         for event in page.events:
             try:
                 booking = booking_from_event(event, calendar.account_id, calendar.email)
@@ -143,13 +141,18 @@ class DeltaRounds:
             else:
                 result.changed += 1
             upserts.append(booking)
-            changes.append(change(UPSERTED, calendar.account_id, calendar.email, calendar.space_id, booking=booking))
-        return upserts, changes
+        return upserts
 
-    def _write(self, upserts: list[Booking], removals: list[Booking], changes: list[dict]) -> None:
-        # The feed first: a crash between the two leaves a change told twice, never one untold.
-        if changes:
-            self.feed.record(changes)
+    def _write(self, calendar: Calendar, upserts: list[Booking], removals: list[Booking], removed_because: str, *,
+               tell: bool = True) -> None:
+        """Store what changed; unless `tell` is False (a reset stands for it), tell the feed first: a
+        crash between the two leaves a change told twice, never one untold. The changes are made
+        only here, so a round a reset stands for never builds them."""
+        if tell and (upserts or removals):
+            self.feed.record([change(UPSERTED, calendar.account_id, calendar.email, calendar.space_id, booking=b)
+                              for b in upserts] +
+                             [change(REMOVED, calendar.account_id, calendar.email, calendar.space_id, booking=b,
+                                     reason=removed_because) for b in removals])
         if upserts or removals:
             self.store.write(upserts, removals)
 
@@ -169,23 +172,20 @@ class _FullRoundTelling:
         self.calendar = calendar
         self.upserts: list[Booking] = []
         self.removals: list[Booking] = []
-        self.changes: list[dict] = []
         self.reset_at: float | None = None  # when the reset was recorded (monotonic)
 
-    def write(self, upserts: list[Booking], removals: list[Booking], changes: list[dict], *,
-              last: bool = False) -> None:
+    def write(self, upserts: list[Booking], removals: list[Booking], *, last: bool = False) -> None:
         if self.reset_at is not None:
-            self.rounds._write(upserts, removals, [])
+            self.rounds._write(self.calendar, upserts, removals, NO_LONGER_IN_WINDOW, tell=False)
         else:
             self.upserts += upserts
             self.removals += removals
-            self.changes += changes
-            if len(self.changes) > RESET_ABOVE:
+            if len(self.upserts) + len(self.removals) > RESET_ABOVE:
                 self._reset(f"a full read of the calendar changed more than {RESET_ABOVE} bookings")
-                self.rounds._write(self.upserts, self.removals, [])
-                self.upserts, self.removals, self.changes = [], [], []
+                self.rounds._write(self.calendar, self.upserts, self.removals, NO_LONGER_IN_WINDOW, tell=False)
+                self.upserts, self.removals = [], []
             elif last:
-                self.rounds._write(self.upserts, self.removals, self.changes)
+                self.rounds._write(self.calendar, self.upserts, self.removals, NO_LONGER_IN_WINDOW)
         if last and self.reset_at is not None and time.monotonic() - self.reset_at > SETTLE_SECONDS / 2:
             self._reset("the full read of the calendar went on after the first reset could be read")
 

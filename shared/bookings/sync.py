@@ -6,16 +6,15 @@ carries the change. Many messages for one room become one round: a message recei
 a round began is covered by it and dropped without a Graph call (a message asking for full
 rounds may name several rooms of an account: their states and calendars are read with one
 query each, and each room is judged and run side by side); one received while a round runs
-comes back shortly (a delayed copy), by when the next round covers it. The round holds a
-lease on the room's sync state, so one round per room runs at a time on any instance, and a
-killed round's lease expires and the message's next delivery runs it again. Throttling (429,
-5xx) puts the message back until Retry-After; a refusal an admin must fix (access denied,
-mailbox gone) is recorded on the sync state and the message is done; anything else raises, so
-the host retries and, after the last try, moves the message to the poison queue — the last try
-records the error first, so the page shows it. A message is judged by the room's sync state
-before its calendar is read, so one already covered costs one read; a round ends by saving that
-state If-Match, and a save that finds the row gone means the calendar was removed meanwhile
-(removing it deletes the state before the bookings), so the round removes what it wrote.
+comes back shortly (a delayed copy), by when the next round covers it. The rounds it decides
+on run under a lease on each room's sync state (`leased.LeasedRounds`), so one round per room
+runs at a time on any instance, and a killed round's lease expires and the message's next
+delivery runs it again. Throttling (429, 5xx) puts the message back until Retry-After; a
+refusal an admin must fix (access denied, mailbox gone) is recorded on the sync state and the
+message is done; anything else raises, so the host retries and, after the last try, moves the
+message to the poison queue — the last try records the error first, so the page shows it. A
+message is judged by the room's sync state before its calendar is read, so one already covered
+costs one read.
 """
 
 from __future__ import annotations
@@ -32,25 +31,19 @@ from azure.storage.queue import QueueClient
 
 from shared.accounts import AccountRepository
 from shared.bookings.feed import ChangeFeed
-from shared.bookings.rounds import DeltaRounds, RoundResult, sync_window
+from shared.bookings.leased import FOLLOW_UP_SECONDS, ROUND_LEASE, LeasedRounds, Round
+from shared.bookings.rounds import DeltaRounds, sync_window
 from shared.bookings.store import BookingStore
 from shared.bookings.sync_state import SyncState, SyncStates
-from shared.bookings.upcoming import REACH, Upcoming
 from shared.calendars import Calendar, CalendarRepository
-from shared.errors import ConcurrencyConflict, Conflict
-from shared.graph import GraphError, IdentityUnavailable, TokenRefused
 from shared.models import AccountStatus, CalendarStatus, iso, iso_precise, parse_iso, utc_now
 from shared.storage import Lease, Parallel
 
 log = logging.getLogger("rcc.sync")
 
-# One round's lease; renewed with every page, so only a round that died holds it this long.
-ROUND_LEASE = timedelta(seconds=30)
 # A message received this close to a round's start may have been sent for a change the round
 # did not see (clocks of two instances differ): it is covered only by a round that began later.
 CLOCK_MARGIN = timedelta(seconds=2)
-# How long a message waits to come back while the room's round runs.
-FOLLOW_UP_SECONDS = 2
 MAX_FOLLOW_UPS = 60
 # The host's maxDequeueCount (host.json): the last delivery before the poison queue.
 LAST_DELIVERY = 5
@@ -74,9 +67,8 @@ class BookingSync:
         self.rounds = rounds
         self.queue = queue
         self.parallel = parallel
-        # Where the rooms of one message run side by side (None: in turn). Not `parallel`: a round
-        # waits on that pool's requests, and a pool whose threads wait on their own pool stalls.
-        self.round_pool = round_pool
+        self.leased = LeasedRounds(states=states, calendars=calendars, store=store, rounds=rounds,
+                                   days_back=days_back, days_ahead=days_ahead, round_pool=round_pool)
         self.days_back = days_back
         self.days_ahead = days_ahead
 
@@ -119,7 +111,7 @@ class BookingSync:
             return
         try:
             state = self.states.get(message["account_id"], message["room_email"])
-            self._release(state, error=f"a change could not be synced after {LAST_DELIVERY} tries "
+            self.leased.release(state, error=f"a change could not be synced after {LAST_DELIVERY} tries "
                                        f"({type(error).__name__}); it is in the calendar-changes-poison queue, and "
                                        "the next change or the daily round reads the calendar again")
         except Exception:  # noqa: BLE001 - the message still goes to the poison queue; the log has both
@@ -137,35 +129,47 @@ class BookingSync:
 
     def _each_room(self, message: dict[str, Any], rooms: list[Any]) -> str:
         """A message naming several rooms of one account (asked for together): their sync states and
-        calendars read with one query each, then each room's round, side by side on the round pool.
-        A room whose round raised gets a message of its own, so its retries and poison record are
-        its own."""
+        calendars read with one query each, their leases taken and given back with one transaction
+        each, the rounds between side by side on the round pool. A room whose round raised gets a
+        message of its own, so its retries and poison record are its own."""
         emails = list(dict.fromkeys(room for room in rooms if isinstance(room, str) and room))
         account_id = message["account_id"]
         states = self.states.of_calendars(account_id, emails)
         calendars = self.calendars.find_many(account_id, emails)
-
-        def one(email: str) -> tuple[str | None, dict[str, Any]]:
-            single = {**message, "room_email": email}
-            read = (states.get(email) or SyncState(account_id, email), calendars.get(email))
-            try:
-                return self._handle_message(single, read=read).split(":")[0].split(" (")[0], single
-            except Exception:  # noqa: BLE001 - retried on its own below; the others are done
-                log.warning("the round of %s failed; it is retried on its own", email, exc_info=True)
-                return None, single
-
-        calls = [lambda email=email: one(email) for email in emails]
-        done = self.round_pool.run(calls) if self.round_pool is not None else [call() for call in calls]
-        outcomes = Counter(outcome for outcome, _ in done if outcome is not None)
-        failed = [single for outcome, single in done if outcome is None]
+        judged = [self._judge({**message, "room_email": email},
+                              (states.get(email) or SyncState(account_id, email), calendars.get(email)))
+                  for email in emails]
+        self._run([run for run in judged if isinstance(run, Round)])
+        failed = [run.message for run in judged if isinstance(run, Round) and run.raised is not None]
+        for run in judged:
+            if isinstance(run, Round) and run.raised is not None:
+                log.warning("the round of %s failed; it is retried on its own", run.calendar.email,
+                            exc_info=run.raised)
         self.parallel.run([lambda single=single: self.queue.send_message(json.dumps(single)) for single in failed])
+        outcomes = Counter((run if isinstance(run, str) else run.outcome).split(":")[0].split(" (")[0]
+                           for run in judged if isinstance(run, str) or run.raised is None)
         parts = [f"{count} {outcome}" for outcome, count in outcomes.most_common()]
         parts += [f"{len(failed)} retried on their own"] if failed else []
         return f"{sum(outcomes.values()) + len(failed)} rooms: " + ", ".join(parts)
 
-    def _handle_message(self, message: dict[str, Any],
-                        read: tuple[SyncState, Calendar | None] | None = None) -> str:
-        """One room's message; `read`: its sync state and calendar (None: gone), when already read.
+    def _run(self, runs: list[Round]) -> None:
+        self.leased.run(runs)
+        for run in runs:
+            if run.retry_after is not None:
+                run.outcome = self._follow_up(run.message, run.retry_after, run.outcome)
+
+    def _handle_message(self, message: dict[str, Any]) -> str:
+        run = self._judge(message)
+        if isinstance(run, str):
+            return run
+        self._run([run])
+        if run.raised is not None:
+            raise run.raised
+        return run.outcome
+
+    def _judge(self, message: dict[str, Any], read: tuple[SyncState, Calendar | None] | None = None) -> Round | str:
+        """What one room's message asks: a round to run (its lease not yet taken), or what happened
+        instead. `read`: the room's sync state and calendar (None: gone), when already read.
         Otherwise the sync state first: a message an earlier or the running round covers (about half
         of them under a backlog) costs this one read. A lost notification's `resync_needed` flag, read
         from the calendar below, always comes with its own `missed` message, judged as a full one here."""
@@ -185,111 +189,11 @@ class BookingSync:
         if calendar.status is not CalendarStatus.CONNECTED:
             return f"dropped: the calendar is {calendar.status.value}"
         full = full or calendar.resync_needed
-        inserted = state.etag is None  # this round makes the room's state row
+        run = Round(message, calendar, state, full=full, inserted=state.etag is None)
         state.lease = Lease.new(uuid.uuid4().hex[:12], ROUND_LEASE)
         state.round_started_at = iso_precise(utc_now())
         state.round_is_full = full or not state.delta_link
-        try:
-            self.states.save(state)
-        except (Conflict, ConcurrencyConflict):
-            return self._follow_up(message, FOLLOW_UP_SECONDS, "another round took the room first")
-        return self._round(calendar, state, message, full, inserted)
-
-    def _round(self, calendar: Calendar, state: SyncState, message: dict[str, Any], full: bool,
-               inserted: bool) -> str:
-        window = sync_window(utc_now(), self.days_back, self.days_ahead)
-        same_window = (state.window_start, state.window_end) == (iso(window[0]), iso(window[1]))
-        link = state.delta_link if state.delta_link and same_window and not full else None
-        try:
-            result = self.rounds.run(calendar, link=link, window=window, renew=lambda: self._renew(state))
-        except GraphError as error:
-            if error.is_transient:
-                delay = error.retry_after if error.retry_after is not None else 30.0
-                self._release(state, error=f"Microsoft Graph answered {error.status}: retrying in {delay:.0f} s")
-                return self._follow_up(message, delay, "throttled")
-            self._release(state, error=_explain(error, calendar.email))
-            return f"failed: {error.graph_code}"
-        except (TokenRefused, IdentityUnavailable) as error:
-            self._release(state, error=f"no token for the tenant: {error.message}")
-            return "failed: token"
-        except Exception as error:
-            self._release(state, error=f"the sync round failed ({type(error).__name__}); retrying")
-            raise
-        self._finish(calendar, state, result, window, inserted)
-        kind = "full" if result.full else "incremental"
-        return f"synced ({kind}: +{result.added} ~{result.changed} -{result.removed})"
-
-    def _finish(self, calendar: Calendar, state: SyncState, result: RoundResult,
-                window: tuple[datetime, datetime], inserted: bool) -> None:
-        now = utc_now()
-        state.delta_link = result.delta_link
-        state.window_start, state.window_end = iso(window[0]) or "", iso(window[1]) or ""
-        state.last_round_started_at = state.round_started_at
-        state.last_synced_at = iso(now) or ""
-        if result.full:
-            state.last_full_at = state.round_started_at
-        state.bookings = result.bookings if result.bookings is not None else max(
-            0, state.bookings + result.added - result.removed)
-        state.upcoming = self._upcoming(calendar, state, result, now)
-        state.next_bookings = state.upcoming.shown()
-        if not self._release(state, error=""):
-            return
-        if inserted and self.calendars.find(calendar.account_id, calendar.email) is None:
-            # Removed while this round ran, after the row it made was gone: nothing failed the save.
-            self.states.delete(calendar.account_id, calendar.email)
-            self.store.remove_calendar(calendar.account_id, calendar.email)
-        elif result.full and calendar.resync_needed:
-            self._clear_resync_needed(calendar)
-
-    def _upcoming(self, calendar: Calendar, state: SyncState, result: RoundResult, now: datetime) -> Upcoming:
-        """The room's next bookings from what the round holds; the table only when that cannot tell."""
-        if result.full:
-            return Upcoming.of((b for b in result.rows.values() if b is not None), now)
-        known = state.upcoming.after(result.rows, now) if state.upcoming is not None else None
-        if known is not None:
-            return known
-        return Upcoming.of(self.store.between(calendar.account_id, calendar.email, now, now + REACH), now)
-
-    # --- the lease -------------------------------------------------------------------------
-
-    def _renew(self, state: SyncState) -> None:
-        """Hold the lease longer while pages come; a round that lost it stops here."""
-        if state.lease is None:
-            return
-        expires = state.lease.expires
-        if expires is not None and expires - utc_now() > ROUND_LEASE / 2:
-            return
-        state.lease = state.lease.renewed(ROUND_LEASE)
-        self.states.save(state)
-
-    def _release(self, state: SyncState, *, error: str) -> bool:
-        """Give up the lease (and say how the round went); False when the state was written by someone
-        else meanwhile. When its row is gone, the calendar was removed (which deletes the state before
-        the bookings), so what this round wrote after the bookings went is removed here."""
-        state.lease = None
-        state.round_started_at = ""
-        state.round_is_full = False
-        if error:
-            state.last_error, state.error_at, state.errors = error[:500], iso(utc_now()) or "", state.errors + 1
-        else:
-            state.last_error, state.error_at, state.errors = "", "", 0
-        try:
-            self.states.save(state)
-            return True
-        except (Conflict, ConcurrencyConflict):
-            if state.etag and self.states.get(state.account_id, state.email).etag is None:
-                log.info("%s was removed while its round ran: removing what the round wrote", state.email)
-                self.store.remove_calendar(state.account_id, state.email)
-            else:
-                log.warning("the sync state of %s changed while its round ran; its lease had expired", state.email)
-            return False
-
-    def _clear_resync_needed(self, calendar: Calendar) -> None:
-        def apply(current: Calendar) -> bool:
-            needed, current.resync_needed = current.resync_needed, False
-            return needed
-
-        self.calendars.change(calendar, apply, attempts=3)
+        return run
 
     def _follow_up(self, message: dict[str, Any], delay: float, why: str) -> str:
         """Put the message back for later (a copy, so this delivery can end)."""
@@ -350,14 +254,3 @@ def _parse(body: bytes | str) -> dict[str, Any] | None:
         return None
     message.setdefault("change_type", "updated")
     return message
-
-
-def _explain(error: GraphError, email: str) -> str:
-    if error.is_access_policy_denial:
-        return (f"access to {email}'s calendar is denied by the tenant's application access policy or RBAC scope: "
-                "include this room in the app's scope")
-    if error.status == 404:
-        return f"{email} has no calendar Graph can read ({error.graph_code})"
-    if error.status in (401, 403):
-        return f"the app may not read {email}'s calendar ({error.graph_code}): check the permissions, re-authenticate"
-    return f"Microsoft Graph refused the sync ({error.status} {error.graph_code}: {error.message[:200]})"

@@ -103,6 +103,13 @@ class SyncStates:
         state.etag = saved["_etag"]
         return state
 
+    def save_all(self, states: list[SyncState]) -> None:
+        """Save states of one account as `save` does, in one transaction: all or none; `Conflict` /
+        `ConcurrencyConflict` when any was written first."""
+        saved = self.table.transact([("update" if state.etag else "create", state.to_entity()) for state in states])
+        for state, entity in zip(states, saved, strict=True):
+            state.etag = entity["_etag"]
+
     def of_account(self, account_id: str) -> Iterator[SyncState]:
         for entity in self.table.query_all("PartitionKey eq @a", parameters={"a": account_id}):
             yield SyncState.from_entity(entity)
