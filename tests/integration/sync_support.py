@@ -98,5 +98,6 @@ def counting_sync(stack: Any, context: Any) -> tuple[Any, list[tuple[str, str, s
         states=SyncStates(table("SyncStates"), sync.parallel), store=store, feed=feed,
         rounds=DeltaRounds(graph=sync.rounds.graph, store=store, feed=feed,
                            max_wait_seconds=sync.rounds.max_wait_seconds),
-        queue=sync.queue, parallel=sync.parallel, days_back=sync.days_back, days_ahead=sync.days_ahead)
+        queue=sync.queue, parallel=sync.parallel, days_back=sync.days_back, days_ahead=sync.days_ahead,
+        round_pool=sync.leased.round_pool)
     return counted, made

@@ -322,7 +322,7 @@ def test_a_connector_run_brings_each_new_room_its_first_round_and_one_message_ru
                    timeout=60, message=f"{email} never had its first round")
     # One message naming several rooms runs each room's round in turn; a room that is not there is
     # dropped and the others still run.
-    sync, _made = counting_sync(stack, app_context)
+    sync, made = counting_sync(stack, app_context)
     now = iso_precise(utc_now())
     outcome = sync.handle(json.dumps({"account_id": account["account_id"], "room_email": account["room_emails"][0],
                                       "rooms": [*account["room_emails"], f"nobody@{account['domain']}"],
@@ -331,3 +331,70 @@ def test_a_connector_run_brings_each_new_room_its_first_round_and_one_message_ru
     assert "3 synced" in outcome and "1 dropped" in outcome, outcome
     for email in account["room_emails"]:
         assert app_context.sync.states.get(account["account_id"], email).last_full_at >= now
+    # The rooms' states and calendars are read with one query each, and their leases are taken and
+    # given back with one transaction each, not a request per room.
+    assert sorted((name, method) for name, method, _ in made if name in ("SyncStates", "Calendars")) == [
+        ("Calendars", "GET"), ("SyncStates", "GET"), ("SyncStates", "POST"), ("SyncStates", "POST")]
+
+
+def test_rooms_of_one_message_whose_lease_transaction_meets_a_conflict_are_taken_each_on_its_own(
+        admin, stack, fire, app_context):
+    account = account_with_calendars(admin, stack, rooms=3)
+    fire("connector_run")
+    emails = account["room_emails"]
+    for email in emails:
+        wait_until(lambda email=email: (calendar_sync(admin, {**account, "email": email}) or {}).get("last_synced_at"),
+                   timeout=60, message=f"{email} never had its first round")
+    set_knobs(stack, account["tenant_id"], notification_drop_rate=1.0)
+    sync, made = counting_sync(stack, app_context)
+    states = sync.states
+    read = states.of_calendars
+
+    def read_then_written_elsewhere(account_id, wanted):  # noqa: ANN001, ANN202
+        found = read(account_id, wanted)
+        # Another instance writes the first room's state after this message read it.
+        states.save(states.get(account_id, emails[0]))
+        return found
+
+    states.of_calendars = read_then_written_elsewhere
+    now = iso_precise(utc_now())
+    outcome = sync.handle(json.dumps({"account_id": account["account_id"], "room_email": emails[0], "rooms": emails,
+                                      "change_type": "resync", "received_at": now}))
+    assert outcome == "3 rooms: 2 synced, 1 deferred", outcome
+    assert app_context.sync.states.get(account["account_id"], emails[0]).last_full_at < now
+    for email in emails[1:]:
+        state = app_context.sync.states.get(account["account_id"], email)
+        assert state.last_full_at >= now and state.lease is None
+
+
+def test_rooms_of_one_message_whose_release_transaction_meets_a_conflict_are_given_back_each_on_its_own(
+        admin, stack, fire, app_context):
+    account = account_with_calendars(admin, stack, rooms=3)
+    fire("connector_run")
+    emails = account["room_emails"]
+    for email in emails:
+        wait_until(lambda email=email: (calendar_sync(admin, {**account, "email": email}) or {}).get("last_synced_at"),
+                   timeout=60, message=f"{email} never had its first round")
+    set_knobs(stack, account["tenant_id"], notification_drop_rate=1.0)
+    sync, _made = counting_sync(stack, app_context)
+    rounds = sync.leased.rounds
+    run = rounds.run
+
+    def written_elsewhere_meanwhile(calendar, **options):  # noqa: ANN001, ANN003, ANN202
+        result = run(calendar, **options)
+        if calendar.email == emails[0]:
+            # Another instance took over the room's state while this round ran (its lease had expired).
+            taken = sync.states.get(calendar.account_id, calendar.email)
+            taken.last_error = "written elsewhere"
+            sync.states.save(taken)
+        return result
+
+    rounds.run = written_elsewhere_meanwhile
+    now = iso_precise(utc_now())
+    outcome = sync.handle(json.dumps({"account_id": account["account_id"], "room_email": emails[0], "rooms": emails,
+                                      "change_type": "resync", "received_at": now}))
+    assert outcome.startswith("3 rooms: "), outcome
+    assert app_context.sync.states.get(account["account_id"], emails[0]).last_error == "written elsewhere"
+    for email in emails[1:]:
+        state = app_context.sync.states.get(account["account_id"], email)
+        assert state.last_full_at >= now and state.lease is None and not state.last_error
