@@ -22,7 +22,7 @@ from typing import Any
 from shared.bookings.model import Booking
 from shared.errors import Gone, Invalid
 from shared.models import iso, utc_now
-from shared.storage import Table, in_transactions
+from shared.storage import GroupedWrites, Table, in_transactions
 
 RETENTION_DAYS = 7
 SETTLE_SECONDS = 5.0
@@ -46,16 +46,18 @@ def _moment_of(row_key: str) -> datetime:
 class ChangeFeed:
     def __init__(self, table: Table) -> None:
         self.table = table
+        # Every writer of a day writes its partition: rows of rounds running at once share transactions.
+        self._writes = GroupedWrites(table)
 
     # --- writing ---------------------------------------------------------------------------
 
     def record(self, changes: Iterable[dict[str, Any]]) -> None:
-        """Write changes (`change(...)` values), in transactions per day."""
+        """Write changes (`change(...)` values), in transactions per day shared with the changes
+        other threads record at the same moment (`GroupedWrites`); returns once they are stored."""
         now = utc_now()
         rows = [{"PartitionKey": _day(now), "RowKey": _stamp(now + timedelta(microseconds=index)), **change}
                 for index, change in enumerate(changes)]
-        for batch in in_transactions(("upsert", row) for row in rows):
-            self.table.transact(batch)
+        self._writes.write([("upsert", row) for row in rows])
 
     # --- reading ---------------------------------------------------------------------------
 

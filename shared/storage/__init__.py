@@ -1,4 +1,5 @@
-"""Storage: the account's clients, ETag-guarded tables and transactions, leases, parallel requests.
+"""Storage: the account's clients, ETag-guarded tables and transactions, leases, parallel requests,
+writes of many threads committed together.
 
 Owns everything that speaks to Azure Storage below the repositories of each capability. It
 never reads or writes a domain row itself, and nothing outside this package reaches the SDK
@@ -15,6 +16,7 @@ from shared.storage.account import (
     TABLE_NAMES,
     StorageAccount,
 )
+from shared.storage.grouped import GroupedWrites
 from shared.storage.leases import Lease, LockRows, live_lease
 from shared.storage.parallel import Parallel
 from shared.storage.tables import (
@@ -29,6 +31,6 @@ from shared.storage.tables import (
 
 __all__ = [
     "CALENDAR_CHANGES_QUEUE", "CONTAINER_NAMES", "MAX_BATCH_SIZE", "MAX_PAGE_SIZE", "QUEUE_NAMES", "REPORTS_CONTAINER",
-    "TABLE_NAMES", "Lease", "LockRows", "Page", "Parallel", "StorageAccount", "Table", "decode_continuation",
-    "encode_continuation", "in_transactions", "live_lease",
+    "TABLE_NAMES", "GroupedWrites", "Lease", "LockRows", "Page", "Parallel", "StorageAccount", "Table",
+    "decode_continuation", "encode_continuation", "in_transactions", "live_lease",
 ]
