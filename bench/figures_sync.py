@@ -25,6 +25,7 @@ It never asserts a timing.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import threading
 import time
 import traceback
@@ -387,7 +388,7 @@ def initial_sync(bench: Bench, context: AppContext, room_count: int, per_room: i
     stored = len(booking_rows(bench, rooms.account_id))
     emails = [entity["RowKey"] for entity in calendars]
     alone = _store_alone(context, rooms.account_id, emails, read, options)
-    both = _read_and_store(context, rooms, list(zip(mailboxes, emails, strict=True)), window, options)
+    both, processes = _read_and_store(bench, context, rooms, list(zip(mailboxes, emails, strict=True)), window, options)
     rate, plain_rate = room_count / seconds, room_count / plain_seconds
     most = options.batch_size + options.new_batch_threshold
     return Figure(
@@ -405,8 +406,9 @@ def initial_sync(bench: Bench, context: AppContext, room_count: int, per_room: i
              f"{plain_seconds:.1f} s, {events_read:,} events. Storing alone: the same {events_read:,} rows as the "
              f"rounds make them (one transaction per room, upserts), written from the bench process with that "
              f"concurrency into an empty table of the same Azurite, nothing else: {alone:.1f} s. Reading and storing: "
-             f"each room's full round read and its rows stored as one transaction by the same loop, nothing else "
-             f"(no lease, no sync state, no check of stored rows, no change feed), into another empty table: "
+             f"each room's full round read and its rows stored as one transaction, nothing else (no lease, no sync "
+             f"state, no check of stored rows, no change feed), by the same loop in {processes} processes (as many as "
+             f"devhost's language workers; the concurrency shared between them), into another empty table: "
              f"{both:.1f} s, so no sync here that keeps one row per occurrence beats "
              f"{plain_seconds / max(both, plain_seconds):.2f}x. "
              f"{sync_lines}; {cpu}. Before the set-up, {drained:.0f} s waited for calendar-changes to drain")
@@ -429,26 +431,61 @@ def _store_alone(context: AppContext, account_id: str, emails: list[str], read: 
         context.storage.tables.delete_table(name)
 
 
-def _read_and_store(context: AppContext, rooms: Rooms, calendars: list[tuple[str, str]],
-                    window: tuple[datetime, datetime], options: QueueOptions) -> float:
+def _read_and_store(bench: Bench, context: AppContext, rooms: Rooms, calendars: list[tuple[str, str]],
+                    window: tuple[datetime, datetime], options: QueueOptions) -> tuple[float, int]:
     """Seconds to read every room's full round and store its rows, and do nothing else: the work
-    no initial sync can leave out, sharing this machine as the sync does."""
+    no initial sync can leave out, sharing this machine as the sync does. In as many processes
+    as devhost has language workers (one Python process would be bound by its own GIL, not by the
+    machine), the listener's concurrency shared between them. Returns (seconds, processes)."""
+    processes = bench.worker_processes
+    spawn = multiprocessing.get_context("spawn")
     name = f"benchboth{uuid.uuid4().hex[:10]}"
-    table = Table(context.storage.tables.create_table_if_not_exists(name))
-
-    def read_and_store(calendar: tuple[str, str]) -> None:
-        mailbox, email = calendar
-        events = [event for page in delta_pages(context.graph, rooms.tenant_id, mailbox, window=window,
-                                                max_wait_seconds=SYNC_MAX_WAIT_SECONDS) for event in page.events]
-        table.submit_in_batches([("upsert", booking_from_event(event, rooms.account_id, email).to_entity())
-                                 for event in events])
-
+    context.storage.tables.create_table_if_not_exists(name)
+    ready, go, done = spawn.Barrier(processes + 1), spawn.Event(), spawn.Queue()
+    parts = [calendars[index::processes] for index in range(processes)]
+    workers = [spawn.Process(target=_read_and_store_part, daemon=True,
+                               args=(dict(bench.stack.env), rooms.tenant_id, rooms.account_id, part, window, name,
+                                     max(1, options.batch_size // processes),
+                                     max(1, options.new_batch_threshold // processes), ready, go, done))
+               for part in parts]
     try:
+        for worker in workers:
+            worker.start()
+        ready.wait(timeout=120)
         started = time.perf_counter()
-        like_the_listener(read_and_store, calendars, options.batch_size, options.new_batch_threshold)
-        return time.perf_counter() - started
+        go.set()
+        failures = [done.get(timeout=600) for _ in workers]
+        seconds = time.perf_counter() - started
+        if any(failures):
+            raise BenchError(f"reading and storing failed: {next(f for f in failures if f)}")
+        return seconds, processes
     finally:
+        for worker in workers:
+            worker.join(timeout=30)
         context.storage.tables.delete_table(name)
+
+
+def _read_and_store_part(env: dict[str, str], tenant_id: str, account_id: str, calendars: list[tuple[str, str]],
+                         window: tuple[datetime, datetime], table_name: str, batch_size: int, threshold: int,
+                         ready: Any, go: Any, done: Any) -> None:
+    """One process of `_read_and_store`: its share of the rooms, once every process is ready."""
+    try:
+        context = AppContext.build(Settings.from_environment(env))
+        table = Table(context.storage.tables.get_table_client(table_name))
+
+        def read_and_store(calendar: tuple[str, str]) -> None:
+            mailbox, email = calendar
+            events = [event for page in delta_pages(context.graph, tenant_id, mailbox, window=window,
+                                                    max_wait_seconds=SYNC_MAX_WAIT_SECONDS) for event in page.events]
+            table.submit_in_batches([("upsert", booking_from_event(event, account_id, email).to_entity())
+                                     for event in events])
+
+        ready.wait(timeout=120)
+        go.wait(timeout=120)
+        like_the_listener(read_and_store, calendars, batch_size, threshold)
+        done.put("")
+    except Exception as error:  # noqa: BLE001 - reported to the parent, which raises it
+        done.put(f"{type(error).__name__}: {error}")
 
 
 def _seed(bench: Bench, rooms: Rooms, per_room: int, rooms_per_call: int = 100) -> None:

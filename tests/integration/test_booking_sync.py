@@ -337,15 +337,21 @@ def test_a_connector_run_brings_each_new_room_its_first_round_and_one_message_ru
         ("Calendars", "GET"), ("SyncStates", "GET"), ("SyncStates", "POST"), ("SyncStates", "POST")]
 
 
-def test_rooms_of_one_message_whose_lease_transaction_meets_a_conflict_are_taken_each_on_its_own(
-        admin, stack, fire, app_context):
-    account = account_with_calendars(admin, stack, rooms=3)
+def _synced_quiet_rooms(admin, stack, fire, rooms: int = 3) -> dict:  # noqa: ANN001
+    """An account's rooms, connected and through their first rounds, their notifications dropped."""
+    account = account_with_calendars(admin, stack, rooms=rooms)
     fire("connector_run")
-    emails = account["room_emails"]
-    for email in emails:
+    for email in account["room_emails"]:
         wait_until(lambda email=email: (calendar_sync(admin, {**account, "email": email}) or {}).get("last_synced_at"),
                    timeout=60, message=f"{email} never had its first round")
     set_knobs(stack, account["tenant_id"], notification_drop_rate=1.0)
+    return account
+
+
+def test_rooms_of_one_message_whose_lease_transaction_meets_a_conflict_are_taken_each_on_its_own(
+        admin, stack, fire, app_context):
+    account = _synced_quiet_rooms(admin, stack, fire)
+    emails = account["room_emails"]
     sync, made = counting_sync(stack, app_context)
     states = sync.states
     read = states.of_calendars
@@ -369,13 +375,8 @@ def test_rooms_of_one_message_whose_lease_transaction_meets_a_conflict_are_taken
 
 def test_rooms_of_one_message_whose_release_transaction_meets_a_conflict_are_given_back_each_on_its_own(
         admin, stack, fire, app_context):
-    account = account_with_calendars(admin, stack, rooms=3)
-    fire("connector_run")
+    account = _synced_quiet_rooms(admin, stack, fire)
     emails = account["room_emails"]
-    for email in emails:
-        wait_until(lambda email=email: (calendar_sync(admin, {**account, "email": email}) or {}).get("last_synced_at"),
-                   timeout=60, message=f"{email} never had its first round")
-    set_knobs(stack, account["tenant_id"], notification_drop_rate=1.0)
     sync, _made = counting_sync(stack, app_context)
     rounds = sync.leased.rounds
     run = rounds.run
