@@ -102,8 +102,13 @@ class LeasedRounds:
         except Exception as error:  # noqa: BLE001 - recorded on the state, raised again by the caller
             run.error, run.raised = f"the sync round failed ({type(error).__name__}); retrying", error
             return
-        run.result = result
         now = utc_now()
+        try:
+            upcoming = self._upcoming(calendar, state, result, now)  # before the state changes: it may read
+        except Exception as error:  # noqa: BLE001 - as a failed round: the rows are written, the state is not
+            run.error, run.raised = f"the sync round failed ({type(error).__name__}); retrying", error
+            return
+        run.result = result
         state.delta_link = result.delta_link
         state.window_start, state.window_end = iso(window[0]) or "", iso(window[1]) or ""
         state.last_round_started_at = state.round_started_at
@@ -112,7 +117,7 @@ class LeasedRounds:
             state.last_full_at = state.round_started_at
         state.bookings = result.bookings if result.bookings is not None else max(
             0, state.bookings + result.added - result.removed)
-        state.upcoming = self._upcoming(calendar, state, result, now)
+        state.upcoming = upcoming
         state.next_bookings = state.upcoming.shown()
         kind = "full" if result.full else "incremental"
         run.outcome = f"synced ({kind}: +{result.added} ~{result.changed} -{result.removed})"
