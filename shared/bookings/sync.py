@@ -112,8 +112,8 @@ class BookingSync:
         try:
             state = self.states.get(message["account_id"], message["room_email"])
             self.leased.release(state, error=f"a change could not be synced after {LAST_DELIVERY} tries "
-                                       f"({type(error).__name__}); it is in the calendar-changes-poison queue, and "
-                                       "the next change or the daily round reads the calendar again")
+                                             f"({type(error).__name__}); it is in the calendar-changes-poison "
+                                             "queue, and the next change or the daily round reads the calendar again")
         except Exception:  # noqa: BLE001 - the message still goes to the poison queue; the log has both
             log.exception("could not record the sync error of %s", message["room_email"])
 
