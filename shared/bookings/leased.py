@@ -136,19 +136,19 @@ class LeasedRounds:
                 together = True
             except (Conflict, ConcurrencyConflict):
                 pass
-        for run in runs:
-            saved = together or self._save_released(run.state)
-            if saved and run.result is not None:
-                self._after(run)
-
-    def _after(self, run: Round) -> None:
-        calendar = run.calendar
-        if run.inserted and self.calendars.find(calendar.account_id, calendar.email) is None:
-            # Removed while this round ran, after the row it made was gone: nothing failed the save.
-            self.states.delete(calendar.account_id, calendar.email)
-            self.store.remove_calendar(calendar.account_id, calendar.email)
-        elif run.result is not None and run.result.full and calendar.resync_needed:
-            self._clear_resync_needed(calendar)
+        done = [run for run in runs if (together or self._save_released(run.state)) and run.result is not None]
+        # A round that made its room's state row learns whether the calendar was removed meanwhile
+        # (after that row was gone, so nothing failed the save): one read for all of them.
+        inserted = [run for run in done if run.inserted]
+        remaining = self.calendars.find_many(runs[0].calendar.account_id,
+                                             [run.calendar.email for run in inserted]) if inserted else {}
+        for run in done:
+            calendar = run.calendar
+            if run.inserted and calendar.email not in remaining:
+                self.states.delete(calendar.account_id, calendar.email)
+                self.store.remove_calendar(calendar.account_id, calendar.email)
+            elif run.result is not None and run.result.full and calendar.resync_needed:
+                self._clear_resync_needed(calendar)
 
     def _upcoming(self, calendar: Calendar, state: SyncState, result: RoundResult, now: datetime) -> Upcoming:
         """The room's next bookings from what the round holds; the table only when that cannot tell."""

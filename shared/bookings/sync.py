@@ -140,12 +140,10 @@ class BookingSync:
                               (states.get(email) or SyncState(account_id, email), calendars.get(email)))
                   for email in emails]
         self._run([run for run in judged if isinstance(run, Round)])
-        failed = [run.message for run in judged if isinstance(run, Round) and run.raised is not None]
-        for run in judged:
-            if isinstance(run, Round) and run.raised is not None:
-                log.warning("the round of %s failed; it is retried on its own", run.calendar.email,
-                            exc_info=run.raised)
-        self.parallel.run([lambda single=single: self.queue.send_message(json.dumps(single)) for single in failed])
+        failed = [run for run in judged if isinstance(run, Round) and run.raised is not None]
+        for run in failed:
+            log.warning("the round of %s failed; it is retried on its own", run.calendar.email, exc_info=run.raised)
+        self.parallel.run([lambda run=run: self.queue.send_message(json.dumps(run.message)) for run in failed])
         outcomes = Counter((run if isinstance(run, str) else run.outcome).split(":")[0].split(" (")[0]
                            for run in judged if isinstance(run, str) or run.raised is None)
         parts = [f"{count} {outcome}" for outcome, count in outcomes.most_common()]
