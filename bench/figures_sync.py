@@ -11,7 +11,9 @@ the API (`bench.sync_rooms`); m365sim answers Graph after 50 ms and enforces Gra
   latency runs from the sim's 201 to the row's `Timestamp`; a sample is also polled through the
   space's bookings API, and at the end every space's bookings are read through the API. The
   baseline is one bare incremental round (`calendarView/delta` from a stored deltaLink after one
-  new booking) made from here with the product's Graph client, storing nothing.
+  new booking) made from here with the product's Graph client, storing nothing. The note adds
+  the same bookings' latency when nothing but the work every sync must do is done, on the same
+  machine at the same rate (`bench.sync_floor`): what no implementation here can beat.
 - Initial sync: bookings seeded with the sim's bulk call (no notifications), then a full round of
   every room asked for the way the product asks (`BookingSync.request_account_resync`), timed
   until every room's sync state shows it. The baseline reads the same full rounds from here with
@@ -38,7 +40,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bench.report import ROOT, Figure, ratio
-from bench.support import Bench, BenchError, Load, percentile
+from bench.support import Bench, BenchError, Load, like_the_listener, percentile
+from bench.sync_floor import mandated_latency
 from bench.sync_rooms import (
     LATENCY_MS,
     DevhostLog,
@@ -138,6 +141,8 @@ def booking_latency(bench: Bench, context: AppContext, room_count: int, rate: in
     after_row = [(m.api_seen - written[(m.email, m.event_id)]) * 1000 for m in sampled
                  if m.api_seen is not None and (m.email, m.event_id) in written]
     missing, duplicates, unexpected = _read_back(bench, rooms, made)
+    floor = mandated_latency(bench, context, room_count, rate, seconds,
+                             QueueOptions.from_host_json(read_host_json(ROOT).queues))
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
     span = made[-1].answered - made[0].answered if len(made) > 1 else float("nan")
     workload = (f"{room_count:,} connected rooms, each linked to a space; {total:,} bookings made through m365sim's "
@@ -157,11 +162,19 @@ def booking_latency(bench: Bench, context: AppContext, room_count: int, rate: in
     baseline = (f"Baseline: {len(bare)} bare incremental delta rounds of one room, one new booking before each, "
                 f"from the bench process with the product's Graph client: p50 {bare_p50:.0f} ms, p95 "
                 f"{bare_p95:.0f} ms; ratio of the p95s")
+    alone = (f"The mandated work alone (bench/sync_floor.py: the same bookings at the same rate in a tenant of as many "
+             f"rooms that notifies nobody; after each 201 a message on a scratch queue; {floor.processes} processes "
+             f"with the listener's concurrency each read the room's deltaLink, make the incremental round, store its "
+             f"rows and the new link in one transaction, write one feed row, delete the message; no webhook, lease, "
+             f"calendar read or check of stored rows): p50 {floor.p50:.0f} ms, p95 {floor.p95:.0f} ms "
+             f"({ratio(floor.p95, bare_p95):.2f}x the bare round), p95 per sixth of the run, in order: "
+             f"{', '.join(f'{value:.0f}' for value in floor.p95_by_sixth)} ms; {floor.retried} rounds taken again "
+             f"after a storage error; its processes {floor.own_ms_per_booking:.1f} ms/booking, {floor.cpu}")
     settled_text = (f"every row was written {settled:.1f} s after the last booking" if len(latencies) == total else
                     f"{total - len(latencies)} rows still missing after waiting {settled:.0f} s")
     return [
         Figure("booking-to-API latency p95", p95, "ms", bare_p95, "ms", ratio(p95, bare_p95), "<= 5x",
-               note=f"{workload}. {commit}. {api}. {baseline}. {sync_lines}; {deliveries}; {cpu}"),
+               note=f"{workload}. {commit}. {api}. {baseline}. {sync_lines}; {deliveries}; {cpu}. {alone}"),
         Figure("bookings missing after settle", missing, "bookings", total, "made", None, "0",
                note=f"{settled_text}; then every space's bookings were read through the space API: {missing} "
                     f"missing, {duplicates} listed more than once, {unexpected} not made by the bench"),
@@ -496,31 +509,3 @@ def _seed(bench: Bench, rooms: Rooms, per_room: int, rooms_per_call: int = 100) 
         chunk = rooms.emails[start:start + rooms_per_call]
         bench.sim_call("POST", f"/_sim/tenants/{rooms.tenant_id}/events/bulk",
                        json={"mailboxes": {email: events for email in chunk}, "notify": False})
-
-
-def like_the_listener(work: Callable[[Any], Any], items: list[Any], batch_size: int, threshold: int) -> list[Any]:
-    """`work(item)` for every item with the concurrency of devhost's queue listener
-    (`devhost.queues.QueueListener`): `batch_size` more are started once no more than `threshold`
-    are running. Results in order."""
-    changed = threading.Condition()
-    running = 0
-
-    def finished(_: Any) -> None:
-        nonlocal running
-        with changed:
-            running -= 1
-            changed.notify_all()
-
-    futures = []
-    with ThreadPoolExecutor(max_workers=batch_size + threshold, thread_name_prefix="plain") as pool:
-        for start in range(0, len(items), batch_size):
-            with changed:
-                while running > threshold:
-                    changed.wait()
-                batch = items[start:start + batch_size]
-                running += len(batch)
-            for item in batch:
-                future = pool.submit(work, item)
-                future.add_done_callback(finished)
-                futures.append(future)
-        return [future.result() for future in futures]

@@ -12,8 +12,10 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -162,13 +164,13 @@ class Load:
         self._pids = {process.name: process.popen.pid for process in stack.processes}
         self._started = time.monotonic()
         self._machine = _machine_ticks()
-        self._processes = {name: _tree_cpu_seconds(pid) for name, pid in self._pids.items()}
+        self._processes = {name: tree_cpu_seconds(pid) for name, pid in self._pids.items()}
 
     def text(self, units: int, unit: str) -> str:
         seconds = max(1e-9, time.monotonic() - self._started)
         parts = []
         for name, pid in self._pids.items():
-            used = _tree_cpu_seconds(pid) - self._processes[name]
+            used = tree_cpu_seconds(pid) - self._processes[name]
             parts.append(f"{name} {1000 * used / max(units, 1):.1f} ms/{unit} ({used / seconds:.2f} cores)")
         end = _machine_ticks()
         if self._machine is not None and end is not None and end[1] > self._machine[1]:
@@ -187,7 +189,7 @@ def _machine_ticks() -> tuple[int, int] | None:
     return total - fields[3] - fields[4], total
 
 
-def _tree_cpu_seconds(pid: int) -> float:
+def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its descendants (0 for what has exited)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
@@ -197,7 +199,7 @@ def _tree_cpu_seconds(pid: int) -> float:
         return 0.0
     try:
         with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as children:
-            return own + sum(_tree_cpu_seconds(int(child)) for child in children.read().split())
+            return own + sum(tree_cpu_seconds(int(child)) for child in children.read().split())
     except (OSError, ValueError):
         return own
 
@@ -226,3 +228,31 @@ def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.2, wh
         if time.monotonic() >= deadline:
             raise BenchError(f"{what} was not reached within {timeout:.0f}s")
         time.sleep(interval)
+
+
+def like_the_listener(work: Callable[[Any], Any], items: list[Any], batch_size: int, threshold: int) -> list[Any]:
+    """`work(item)` for every item with the concurrency of devhost's queue listener
+    (`devhost.queues.QueueListener`): `batch_size` more are started once no more than `threshold`
+    are running. Results in order."""
+    changed = threading.Condition()
+    running = 0
+
+    def finished(_: Any) -> None:
+        nonlocal running
+        with changed:
+            running -= 1
+            changed.notify_all()
+
+    futures = []
+    with ThreadPoolExecutor(max_workers=batch_size + threshold, thread_name_prefix="plain") as pool:
+        for start in range(0, len(items), batch_size):
+            with changed:
+                while running > threshold:
+                    changed.wait()
+                batch = items[start:start + batch_size]
+                running += len(batch)
+            for item in batch:
+                future = pool.submit(work, item)
+                future.add_done_callback(finished)
+                futures.append(future)
+        return [future.result() for future in futures]
