@@ -81,7 +81,10 @@ def mandated_latency(bench: Bench, context: AppContext, room_count: int, rate: i
         _first_rounds(context, table, tenant["id"], emails, options)
         for worker in workers:
             worker.start()
-        ready.wait(timeout=120)
+        try:
+            ready.wait(timeout=120)
+        except threading.BrokenBarrierError:
+            raise BenchError(f"a process of the floor did not start: {done.get(timeout=5)}") from None
         load, floor_cpu = Load(bench.stack), sum(tree_cpu_seconds(worker.pid) for worker in workers)
         answered = _book(bench, tenant["id"], emails, rate * seconds, rate,
                          lambda message: queue.send_message(json.dumps(message)))
@@ -233,3 +236,4 @@ def _consume(env: dict[str, str], tenant_id: str, name: str, batch_size: int, th
         done.put((written, failures))
     except Exception as error:  # noqa: BLE001 - reported to the parent, which raises it
         done.put(f"{type(error).__name__}: {error}")
+        ready.abort()  # the parent, waiting for every process to start, learns it at once

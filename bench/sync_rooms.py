@@ -32,6 +32,8 @@ from shared.storage import CALENDAR_CHANGES_QUEUE
 LATENCY_MS = 50
 SPACE_IMPORT_CHUNK = 5000
 LINKS_IN_FLIGHT = 8
+# A link the API answers 409 ("changed by someone else meanwhile; try again") is sent again, as a client would.
+LINK_ATTEMPTS = 5
 
 
 @dataclass
@@ -89,8 +91,11 @@ def _link_spaces(bench: Bench, rooms: Rooms) -> list[str]:
             raise BenchError(f"importing spaces answered {response.status_code}: {response.text[:200]}")
 
     def link(position: int) -> None:
-        response = bench.admin.put(f"/api/accounts/{rooms.account_id}/calendars/{rooms.emails[position]}/space",
-                                   json={"space_id": spaces[position]["id"]})
+        for _ in range(LINK_ATTEMPTS):
+            response = bench.admin.put(f"/api/accounts/{rooms.account_id}/calendars/{rooms.emails[position]}/space",
+                                       json={"space_id": spaces[position]["id"]})
+            if response.status_code != 409:  # the room's first sync round wrote the calendar meanwhile: again
+                break
         if response.status_code != 200:
             raise BenchError(f"linking {rooms.emails[position]} answered {response.status_code}: "
                              f"{response.text[:200]}")

@@ -8,7 +8,9 @@ a POST of many changes of one room is one message), and the calendar-side effect
 of lifecycle events. It never calls Graph: the work a notification asks for is
 deferred (queue messages, or flags the connector acts on), so the webhook answers
 within Graph's 3 seconds. Anything that does not check out is dropped and logged,
-with no effect. Anyone can post, so the storage reads one request causes are
+with no effect. A room's calendar read for a change notification is remembered for a minute
+(`known.KnownCalendars`): a busy room's next notifications that its clientState proves cost no
+read. Anyone can post, so the storage reads one request causes are
 bounded (`Lookups`): each subscription it names is looked up once, side by side,
 and unknown ones only while they number fewer than `MAX_UNKNOWN_PER_REQUEST` plus
 the subscriptions the request has proven (known, with their clientState). Graph
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -35,6 +38,7 @@ from shared.json_input import parse_json_object
 from shared.models import CalendarStatus, iso, parse_iso, utc_now
 from shared.notifications.client_state import client_state_matches
 from shared.notifications.index import SubscriptionIndex
+from shared.notifications.known import KnownCalendars
 from shared.storage import Parallel
 
 log = logging.getLogger("rcc.notifications")
@@ -42,9 +46,9 @@ log = logging.getLogger("rcc.notifications")
 MAX_BODY_BYTES = 1024 * 1024
 MAX_ITEMS = 1000
 MAX_VALIDATION_TOKEN_LENGTH = 4096
-# last_notification_at is written at most this often per calendar: a busy room must not
-# turn every notification into a calendar write that races the connector.
-NOTIFICATION_STAMP_INTERVAL = timedelta(seconds=30)
+# last_notification_at (the page's "last activity") is written at most this often per calendar:
+# a busy room must not turn its notifications into calendar writes that race the connector.
+NOTIFICATION_STAMP_INTERVAL = timedelta(minutes=5)
 # Subscriptions we do not know that one request may cost a look-up, beyond one more for each
 # subscription it has proven (ours, with its clientState): a guess is stopped after the first
 # few, while Graph's batch of many rooms with a few stale subscriptions among them is read whole.
@@ -90,14 +94,16 @@ def _key(item: Any) -> Key | None:
 
 class Lookups:
     """One request's look-ups of (tenant, subscription) → calendar: each pair read once (two reads:
-    the index, then the calendar), side by side, within the request's budget of unknown ones."""
+    the index, then the calendar), side by side, within the request's budget of unknown ones; none
+    when `known` has the calendar fresh and an item's clientState proves it (change notifications)."""
 
     def __init__(self, index: SubscriptionIndex, calendars: CalendarRepository, parallel: Parallel,
-                 kind: str) -> None:
+                 kind: str, known: KnownCalendars | None = None) -> None:
         self.index = index
         self.calendars = calendars
         self.parallel = parallel
         self.kind = kind
+        self.known = known
         self.found: dict[Key, Calendar | None] = {}
         self.unknown = 0
         self.proven = 0  # subscriptions found whose clientState an item of the request gave
@@ -123,8 +129,8 @@ class Lookups:
                             self.kind, len(self.found), self.unknown, self.refused)
                 return
             wave, pending = pending[:allowed], pending[allowed:]
-            for key, calendar in zip(wave, self.parallel.run([partial(self._look_up, *key) for key in wave]),
-                                     strict=True):
+            looked_up = self.parallel.run([partial(self._look_up, key, secrets[key]) for key in wave])
+            for key, calendar in zip(wave, looked_up, strict=True):
                 self.found[key] = calendar
                 if calendar is None:
                     self.unknown += 1
@@ -140,15 +146,27 @@ class Lookups:
         """The subscription was just removed: the request's later items for it are unknown."""
         self.found[(account_id.lower(), subscription_id.lower())] = None
 
-    def _look_up(self, account_id: str, subscription_id: str) -> Calendar | None:
+    def _look_up(self, key: Key, secrets: set[str]) -> Calendar | None:
+        if self.known is not None:
+            calendar = self.known.get(key)
+            if calendar is not None and any(client_state_matches(secret, calendar.client_state_hash)
+                                            for secret in secrets):
+                return calendar
+        account_id, subscription_id = key
+        read_at = time.monotonic()
         email = self.index.find(account_id, subscription_id)
-        if email is None:
-            log.warning("dropped %s items for unknown subscription %.64r", self.kind, subscription_id)
-            return None
-        calendar = self.calendars.find(account_id, email)
+        calendar = self.calendars.find(account_id, email) if email is not None else None
         if calendar is None or (calendar.subscription_id and calendar.subscription_id.lower() != subscription_id):
-            log.warning("dropped %s items for subscription %.64s: no calendar holds it", self.kind, subscription_id)
+            if self.known is not None:
+                self.known.forget(key)
+            if email is None:
+                log.warning("dropped %s items for unknown subscription %.64r", self.kind, subscription_id)
+            else:
+                log.warning("dropped %s items for subscription %.64s: no calendar holds it", self.kind,
+                            subscription_id)
             return None
+        if self.known is not None:
+            self.known.put(key, calendar, read_at=read_at)
         return calendar
 
 
@@ -157,7 +175,8 @@ class _Room:
     """What one request said of one calendar: the message it becomes."""
 
     calendar: Calendar
-    subscription_id: str
+    subscription_id: str  # as the item gave it
+    key: Key
     change_types: list[str] = field(default_factory=list)
     changes: int = 0
 
@@ -174,14 +193,16 @@ class _Room:
 
 class NotificationInbox:
     def __init__(self, *, calendars: CalendarRepository, index: SubscriptionIndex, queue: QueueClient,
-                 parallel: Parallel) -> None:
+                 parallel: Parallel, known: KnownCalendars | None = None) -> None:
         self.calendars = calendars
         self.index = index
         self.queue = queue
         self.parallel = parallel
+        self.known = known if known is not None else KnownCalendars()
 
     def _lookups(self, items: list[Any], kind: str) -> Lookups:
-        lookups = Lookups(self.index, self.calendars, self.parallel, kind)
+        lookups = Lookups(self.index, self.calendars, self.parallel, kind,
+                          known=self.known if kind == "change" else None)
         lookups.resolve(items)
         return lookups
 
@@ -218,12 +239,12 @@ class NotificationInbox:
                 continue
             accepted += 1
             room = rooms.setdefault((calendar.account_id, calendar.email),
-                                    _Room(calendar, str(item.get("subscriptionId"))))
+                                    _Room(calendar, str(item.get("subscriptionId")), _key(item) or ("", "")))
             room.changes += 1
             if change_type not in room.change_types:
                 room.change_types.append(str(change_type))
         self._send([room.message(received_at) for room in rooms.values()])
-        self.parallel.run([partial(self._stamp, room.calendar) for room in rooms.values()])
+        self.parallel.run([partial(self._stamp, room.calendar, room.key) for room in rooms.values()])
         if dropped:
             log.warning("dropped %d of %d change notifications", dropped, len(items))
         return Outcome(accepted, dropped, len(rooms))
@@ -232,16 +253,17 @@ class NotificationInbox:
         # Graph delivers many rooms' changes in one POST under load; the queue has no batch send.
         self.parallel.run([partial(self.queue.send_message, message) for message in messages])
 
-    def _stamp(self, calendar: Calendar) -> None:
+    def _stamp(self, calendar: Calendar, key: Key) -> None:
         last = parse_iso(calendar.last_notification_at)
         now = utc_now()
         if last is not None and now - last < NOTIFICATION_STAMP_INTERVAL:
             return
         calendar.last_notification_at = iso(now)
         try:
-            self.calendars.save(calendar)
+            self.known.saved(key, self.calendars.save(calendar))
         except ConcurrencyConflict:
-            pass  # written meanwhile (the connector, another notification): the next one stamps it
+            # Written meanwhile (the connector, another notification): the next one reads it and stamps it.
+            self.known.forget(key)
 
     # --- lifecycle notifications -----------------------------------------------------------------
 
@@ -259,6 +281,7 @@ class NotificationInbox:
                 dropped += 1
                 continue
             self._apply_lifecycle(calendar, str(event), str(item.get("subscriptionId")))
+            self.known.forget(_key(item) or ("", ""))  # the calendar changed: the next change reads it
             if event == "subscriptionRemoved":
                 lookups.gone(calendar.account_id, str(item.get("subscriptionId")))
             accepted += 1

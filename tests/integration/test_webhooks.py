@@ -14,7 +14,7 @@ from devhost.stack import Stack
 from shared.calendars import CalendarRepository
 from shared.context import AppContext
 from shared.models import CalendarStatus
-from shared.notifications import NotificationInbox, SubscriptionIndex
+from shared.notifications import NotificationInbox, SubscriptionIndex, client_state_hash
 from shared.settings import Settings
 from shared.storage import Table
 from tests.conftest import ADMIN_USER, ApiSession, firing, signed_in_session
@@ -194,6 +194,36 @@ def test_one_anonymous_post_naming_unknown_subscriptions_costs_a_few_reads(stack
     outcome = inbox.receive_changes(_items([real["id"], *distinct[:999]], "guess", connected["tenant_id"]))
     assert (outcome.accepted, outcome.dropped) == (0, 1000)
     assert len(reads) <= 2 + 6, f"{len(reads)} table requests for one forged POST naming a real subscription"
+
+
+def test_a_busy_rooms_next_notifications_read_nothing_unless_their_client_state_is_new(stack, connected,
+                                                                                       app_context):
+    inbox, reads = _inbox_counting_reads(stack, app_context)
+    real = connected["subscription"]
+    take_messages(stack, connected["account_id"])
+    assert inbox.receive_changes(_items([real["id"]], real["clientState"], connected["tenant_id"])).accepted == 1
+    first = len(reads)
+    assert first >= 1
+    reads.clear()
+    # The calendar just read, proven again by its clientState: queued without a read (the stamp is
+    # minutes away, so no write either).
+    for _ in range(3):
+        assert inbox.receive_changes(_items([real["id"]], real["clientState"], connected["tenant_id"])).queued == 1
+    assert reads == []
+    assert len(take_messages(stack, connected["account_id"])) == 4
+    # A clientState the remembered copy does not prove is checked against the calendar as stored.
+    outcome = inbox.receive_changes(_items([real["id"]], "guessed-secret", connected["tenant_id"]))
+    assert (outcome.accepted, outcome.dropped) == (0, 1)
+    assert reads == ["GET"]
+    # The subscription made again (a new clientState): the stored calendar proves it, the copy could not.
+    stored = app_context.calendars.calendars.get(connected["account_id"], connected["email"])
+    rotated = "a-new-client-state-after-the-subscription-was-made-again"
+    stored.client_state_hash = client_state_hash(rotated)
+    app_context.calendars.calendars.save(stored)
+    reads.clear()
+    assert inbox.receive_changes(_items([real["id"]], rotated, connected["tenant_id"])).accepted == 1
+    assert reads == ["GET"]
+    assert len(take_messages(stack, connected["account_id"])) == 1
 
 
 def test_a_graph_batch_of_many_changes_of_one_subscription_is_one_message(anonymous, stack, connected):
