@@ -44,8 +44,10 @@ from bench.support import Bench, BenchError, Load, like_the_listener, percentile
 from bench.sync_floor import mandated_latency
 from bench.sync_rooms import (
     LATENCY_MS,
+    Booked,
     DevhostLog,
     Rooms,
+    book_at_rate,
     booking_rows,
     connected_rooms,
     graph_time,
@@ -65,7 +67,6 @@ from shared.storage import Table
 LATENCY_FIGURES = ["booking-to-API latency p95", "bookings missing after settle"]
 INITIAL_FIGURE = "initial sync vs plain delta reads"
 SYNC_FIGURES = [*LATENCY_FIGURES, INITIAL_FIGURE]
-BOOKERS = 4
 # About one booking a second is also watched through its space's bookings API, by one thread
 # sending at most one request per API_POLL_SECONDS (so <= 10 requests/s, ~0.1 core of devhost).
 SAMPLED_PER_SECOND = 1
@@ -216,40 +217,18 @@ def _make_bookings(bench: Bench, rooms: Rooms, total: int, rate: float, watcher:
                    sample_every: int) -> list[Made]:
     """`total` bookings at `rate` per second, booking i in room i mod rooms, one in `sample_every`
     handed to the API watcher."""
-    base = tomorrow()
     made: list[Made | None] = [None] * total
-    positions = iter(range(total))
-    lock = threading.Lock()
-    started = time.monotonic()
+    space_of = dict(zip(rooms.emails, rooms.space_ids, strict=True))
 
-    def book() -> None:
-        while True:
-            with lock:
-                position = next(positions, None)
-            if position is None:
-                return
-            delay = started + position / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            room = position % len(rooms.emails)
-            start = base + timedelta(hours=2 * (position // len(rooms.emails)))
-            response = bench.sim.post(
-                f"{bench.stack.sim_url}/_sim/tenants/{rooms.tenant_id}/mailboxes/{rooms.emails[room]}/events",
-                json={"subject": f"bench {position}", "start": graph_time(start),
-                      "end": graph_time(start + timedelta(hours=1))}, timeout=60)
-            answered = time.time()
-            if response.status_code != 201:
-                raise BenchError(f"booking in the sim answered {response.status_code}: {response.text[:200]}")
-            booking = Made(rooms.emails[room], rooms.space_ids[room], start, start + timedelta(hours=1),
-                           response.json()["id"], answered, sampled=position % sample_every == 0)
-            made[position] = booking
-            if booking.sampled:
-                watcher.add(booking)
+    def booked(one: Booked) -> None:
+        booking = Made(one.email, space_of[one.email], one.start, one.end, one.event_id, one.answered,
+                       sampled=one.position % sample_every == 0)
+        made[one.position] = booking
+        if booking.sampled:
+            watcher.add(booking)
 
     watcher.start()
-    with ThreadPoolExecutor(max_workers=BOOKERS, thread_name_prefix="book") as bookers:
-        for future in [bookers.submit(book) for _ in range(BOOKERS)]:
-            future.result()
+    book_at_rate(bench, rooms.tenant_id, rooms.emails, total, rate, "bench", booked)
     return [booking for booking in made if booking is not None]
 
 

@@ -28,11 +28,10 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from bench.support import Bench, BenchError, Load, like_the_listener, percentile, tree_cpu_seconds
-from bench.sync_rooms import LATENCY_MS, graph_time, tomorrow
+from bench.sync_rooms import LATENCY_MS, Booked, book_at_rate
 from devhost.queueconfig import QueueOptions
 from shared.bookings import booking_from_event, sync_window
 from shared.context import SYNC_MAX_WAIT_SECONDS, AppContext
@@ -44,7 +43,6 @@ from shared.storage import Table
 STATE_ROW = "~state"  # the deltaLink's row, in the room's own partition of the floor's table
 FEED_PARTITION = "~feed"
 EMPTY_POLL_SECONDS = 0.05  # the floor polls an empty queue more often than the host's back-off does
-BOOKERS = 4
 
 
 @dataclass
@@ -135,36 +133,15 @@ def _book(bench: Bench, tenant_id: str, emails: list[str], total: int, rate: flo
           notify: Callable[[dict[str, Any]], None]) -> dict[tuple[str, str], float]:
     """`total` bookings at `rate`/s round-robin over the rooms, as the figure makes them; after each
     201, `notify` (the webhook's queue message). Returns when the sim answered each (epoch s)."""
-    base = tomorrow()
     answered: dict[tuple[str, str], float] = {}
-    positions = iter(range(total))
     lock = threading.Lock()
-    started = time.monotonic()
 
-    def book() -> None:
-        while True:
-            with lock:
-                position = next(positions, None)
-            if position is None:
-                return
-            delay = started + position / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            email = emails[position % len(emails)]
-            start = base + timedelta(hours=2 * (position // len(emails)))
-            response = bench.sim.post(f"{bench.stack.sim_url}/_sim/tenants/{tenant_id}/mailboxes/{email}/events",
-                                      json={"subject": f"floor {position}", "start": graph_time(start),
-                                            "end": graph_time(start + timedelta(hours=1))}, timeout=60)
-            at = time.time()
-            if response.status_code != 201:
-                raise BenchError(f"booking in the sim answered {response.status_code}: {response.text[:200]}")
-            with lock:
-                answered[(email, response.json()["id"])] = at
-            notify({"email": email})
+    def booked(one: Booked) -> None:
+        with lock:
+            answered[(one.email, one.event_id)] = one.answered
+        notify({"email": one.email})
 
-    with ThreadPoolExecutor(max_workers=BOOKERS, thread_name_prefix="floor-book") as bookers:
-        for future in [bookers.submit(book) for _ in range(BOOKERS)]:
-            future.result()
+    book_at_rate(bench, tenant_id, emails, total, rate, "floor", booked)
     return answered
 
 

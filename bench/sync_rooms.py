@@ -15,6 +15,7 @@ functions. It never changes product code or settings and never asserts a timing.
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 from collections import Counter
@@ -52,6 +53,55 @@ def graph_time(moment: datetime) -> dict[str, str]:
 def tomorrow() -> datetime:
     """The start of tomorrow (UTC): bookings from there on are inside the sync window (180 days ahead)."""
     return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
+BOOKERS = 4
+
+
+@dataclass(frozen=True)
+class Booked:
+    """One booking the sim made: which one, where, its slot, its event id and when the sim answered."""
+
+    position: int
+    email: str
+    start: datetime
+    end: datetime
+    event_id: str
+    answered: float  # epoch seconds
+
+
+def book_at_rate(bench: Bench, tenant_id: str, emails: list[str], total: int, rate: float, subject: str,
+                 booked: Callable[[Booked], None]) -> None:
+    """`total` one-hour bookings made through the sim's control API at `rate` per second, booking i
+    in room i mod rooms (each room's next one two hours later), by `BOOKERS` threads; `booked` is
+    called with each as soon as the sim answers 201."""
+    base = tomorrow()
+    positions = iter(range(total))
+    lock = threading.Lock()
+    started = time.monotonic()
+
+    def book() -> None:
+        while True:
+            with lock:
+                position = next(positions, None)
+            if position is None:
+                return
+            delay = started + position / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            email = emails[position % len(emails)]
+            start = base + timedelta(hours=2 * (position // len(emails)))
+            response = bench.sim.post(f"{bench.stack.sim_url}/_sim/tenants/{tenant_id}/mailboxes/{email}/events",
+                                      json={"subject": f"{subject} {position}", "start": graph_time(start),
+                                            "end": graph_time(start + timedelta(hours=1))}, timeout=60)
+            answered = time.time()
+            if response.status_code != 201:
+                raise BenchError(f"booking in the sim answered {response.status_code}: {response.text[:200]}")
+            booked(Booked(position, email, start, start + timedelta(hours=1), response.json()["id"], answered))
+
+    with ThreadPoolExecutor(max_workers=BOOKERS, thread_name_prefix="book") as bookers:
+        for future in [bookers.submit(book) for _ in range(BOOKERS)]:
+            future.result()
 
 
 def connected_rooms(bench: Bench, rooms: int, *, with_spaces: bool, timeout: float = 600) -> Rooms:
