@@ -51,6 +51,7 @@ from bench.sync_rooms import (
     booking_rows,
     connected_rooms,
     graph_time,
+    plain_round,
     tomorrow,
     wait_for_quiet,
     wait_for_states,
@@ -58,8 +59,7 @@ from bench.sync_rooms import (
 from devhost.functions import read_host_json
 from devhost.queueconfig import QueueOptions
 from shared.bookings import SyncState, booking_from_event, sync_window
-from shared.context import SYNC_MAX_WAIT_SECONDS, AppContext
-from shared.graph.events import delta_pages
+from shared.context import AppContext
 from shared.models import parse_iso, utc_now
 from shared.settings import Settings
 from shared.storage import Table
@@ -190,9 +190,7 @@ def _bare_rounds(bench: Bench, context: AppContext, samples: int) -> list[float]
     email = f"room-00000@{tenant['domain']}"
     mailbox = context.graph.get(tenant["id"], f"users/{email}", {"$select": "id"})["id"]
     window = sync_window(utc_now(), context.settings.sync_days_back, context.settings.sync_days_ahead)
-    pages = list(delta_pages(context.graph, tenant["id"], mailbox, window=window,
-                             max_wait_seconds=SYNC_MAX_WAIT_SECONDS))
-    link = pages[-1].delta_link
+    link = plain_round(context.graph, tenant["id"], mailbox, window=window)[1]
     base = tomorrow()
     seconds = []
     for position in range(samples + 3):  # the first three warm the connection pool up, untimed
@@ -201,12 +199,11 @@ def _bare_rounds(bench: Bench, context: AppContext, samples: int) -> list[float]
                                json={"subject": f"bare {position}", "start": graph_time(start),
                                      "end": graph_time(start + timedelta(minutes=30))})
         started = time.perf_counter()
-        pages = list(delta_pages(context.graph, tenant["id"], mailbox, link=link,
-                                 max_wait_seconds=SYNC_MAX_WAIT_SECONDS))
+        events, next_link = plain_round(context.graph, tenant["id"], mailbox, link=link)
         elapsed = time.perf_counter() - started
-        if not any(item["id"] == event["id"] for page in pages for item in page.events):
+        if not any(item["id"] == event["id"] for item in events):
             raise BenchError("a bare delta round did not return the booking made before it")
-        link = pages[-1].delta_link or link
+        link = next_link or link
         if position >= 3:
             seconds.append(elapsed)
     bench.sim_call("POST", f"/_sim/tenants/{tenant['id']}/consent", json={"granted": False})
@@ -353,8 +350,7 @@ def initial_sync(bench: Bench, context: AppContext, room_count: int, per_room: i
     options = QueueOptions.from_host_json(read_host_json(ROOT).queues)
 
     def read_round(mailbox: str) -> list[dict[str, Any]]:
-        return [event for page in delta_pages(context.graph, rooms.tenant_id, mailbox, window=window,
-                                              max_wait_seconds=SYNC_MAX_WAIT_SECONDS) for event in page.events]
+        return plain_round(context.graph, rooms.tenant_id, mailbox, window=window)[0]
 
     plain_started = time.perf_counter()
     read = like_the_listener(read_round, mailboxes, options.batch_size, options.new_batch_threshold)
@@ -467,8 +463,7 @@ def _read_and_store_part(env: dict[str, str], tenant_id: str, account_id: str, c
 
         def read_and_store(calendar: tuple[str, str]) -> None:
             mailbox, email = calendar
-            events = [event for page in delta_pages(context.graph, tenant_id, mailbox, window=window,
-                                                    max_wait_seconds=SYNC_MAX_WAIT_SECONDS) for event in page.events]
+            events = plain_round(context.graph, tenant_id, mailbox, window=window)[0]
             table.submit_in_batches([("upsert", booking_from_event(event, account_id, email).to_entity())
                                      for event in events])
 

@@ -31,11 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.support import Bench, BenchError, Load, like_the_listener, percentile, tree_cpu_seconds
-from bench.sync_rooms import LATENCY_MS, Booked, book_at_rate
+from bench.sync_rooms import LATENCY_MS, Booked, book_at_rate, plain_round
 from devhost.queueconfig import QueueOptions
 from shared.bookings import booking_from_event, sync_window
-from shared.context import SYNC_MAX_WAIT_SECONDS, AppContext
-from shared.graph.events import delta_pages
+from shared.context import AppContext
 from shared.models import utc_now
 from shared.settings import Settings
 from shared.storage import Table
@@ -117,14 +116,11 @@ def mandated_latency(bench: Bench, context: AppContext, room_count: int, rate: i
 def _first_rounds(context: AppContext, table: Table, tenant_id: str, emails: list[str],
                   options: QueueOptions) -> None:
     """Each room's first (full) round, its deltaLink stored: what the incremental rounds start from."""
-
     window = sync_window(utc_now(), context.settings.sync_days_back, context.settings.sync_days_ahead)
 
     def first(email: str) -> None:
-        pages = list(delta_pages(context.graph, tenant_id, email, window=window,
-                                 max_wait_seconds=SYNC_MAX_WAIT_SECONDS))
-        table.upsert({"PartitionKey": _partition(tenant_id, email), "RowKey": STATE_ROW,
-                      "delta_link": pages[-1].delta_link or ""})
+        link = plain_round(context.graph, tenant_id, email, window=window)[1]
+        table.upsert({"PartitionKey": _partition(tenant_id, email), "RowKey": STATE_ROW, "delta_link": link or ""})
 
     like_the_listener(first, emails, options.batch_size, options.new_batch_threshold)
 
@@ -168,14 +164,12 @@ def _consume(env: dict[str, str], tenant_id: str, name: str, batch_size: int, th
                 email = json.loads(message.content)["email"]
                 partition = _partition(tenant_id, email)
                 state = table.get(partition, STATE_ROW) or {}
-                pages = list(delta_pages(context.graph, tenant_id, email, link=state.get("delta_link") or None,
-                                         max_wait_seconds=SYNC_MAX_WAIT_SECONDS))
-                events = [event for page in pages for event in page.events]
+                events, link = plain_round(context.graph, tenant_id, email, link=state.get("delta_link") or None)
                 began = time.time()
                 table.transact([("upsert", booking_from_event(event, tenant_id, email).to_entity()
                                  | {"PartitionKey": partition}) for event in events] +
                                [("upsert", {"PartitionKey": partition, "RowKey": STATE_ROW,
-                                            "delta_link": pages[-1].delta_link or ""})])
+                                            "delta_link": link or ""})])
                 table.upsert({"PartitionKey": FEED_PARTITION, "RowKey": uuid.uuid4().hex, "email": email,
                               "changes": len(events)})
                 queue.delete_message(message)

@@ -24,9 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bench.support import Bench, BenchError, percentile
 from shared.bookings import SyncState
+from shared.context import SYNC_MAX_WAIT_SECONDS
+from shared.graph import GraphClient
+from shared.graph.events import delta_pages
 from shared.models import CalendarStatus
 from shared.storage import CALENDAR_CHANGES_QUEUE
 
@@ -102,6 +106,15 @@ def book_at_rate(bench: Bench, tenant_id: str, emails: list[str], total: int, ra
     with ThreadPoolExecutor(max_workers=BOOKERS, thread_name_prefix="book") as bookers:
         for future in [bookers.submit(book) for _ in range(BOOKERS)]:
             future.result()
+
+
+def plain_round(graph: GraphClient, tenant_id: str, mailbox: str, *, link: str | None = None,
+                window: tuple[datetime, datetime] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """One delta round read through the product's Graph client, storing nothing: every page's events
+    and the deltaLink it ends with (from `link`, or a full round over `window`)."""
+    pages = list(delta_pages(graph, tenant_id, mailbox, link=link, window=window,
+                             max_wait_seconds=SYNC_MAX_WAIT_SECONDS))
+    return [event for page in pages for event in page.events], pages[-1].delta_link if pages else None
 
 
 def connected_rooms(bench: Bench, rooms: int, *, with_spaces: bool, timeout: float = 600) -> Rooms:

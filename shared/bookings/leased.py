@@ -124,7 +124,7 @@ class LeasedRounds:
 
     def _give_back(self, runs: list[Round]) -> None:
         """Release the leases (with how each round went), in one transaction when there are several;
-        when that finds any state written meanwhile, each on its own (`_release` says what that
+        when that finds any state written meanwhile, each on its own (`_save_released` says what that
         means). Then what follows a saved round: a calendar removed meanwhile loses what the round
         wrote, a full round clears `resync_needed`."""
         for run in runs:
